@@ -1,0 +1,1 @@
+"""Engines of assay: usable and testable without Dagster."""

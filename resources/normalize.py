@@ -1,0 +1,18 @@
+"""Text normalization shared by exact dedup and normalized-text hash screening."""
+
+import hashlib
+import re
+import unicodedata
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def normalize_text(text: str) -> str:
+    """NFKC, case-folded, whitespace collapsed to single spaces and stripped."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return _WHITESPACE.sub(" ", folded).strip()
+
+
+def normalized_sha256(text: str) -> str:
+    """sha256 hex of the UTF-8 bytes of ``normalize_text(text)``."""
+    return hashlib.sha256(normalize_text(text).encode("utf-8")).hexdigest()
