@@ -122,7 +122,7 @@ def plan_run(records: pl.DataFrame, config: RunConfig) -> Plan:
     )
 
 
-def _training_texts(plan: Plan, unit: str) -> tuple[list[str], list[str]]:
+def training_texts(plan: Plan, unit: str) -> tuple[list[str], list[str]]:
     texts = plan.members["text"].to_list()
     units = [str(u) for u in plan.members[unit].to_list()]
     for i, canary in enumerate(plan.canaries):
@@ -183,7 +183,7 @@ def evaluate(
 def execute(plan: Plan, config: RunConfig) -> RunOutcome:
     """Train with DP (and the non-private reference when configured) and audit both."""
     torch.set_num_threads(config.threads)
-    texts, units = _training_texts(plan, config.privacy_unit)
+    texts, units = training_texts(plan, config.privacy_unit)
     _, task = build_model(config.model, config.model_kwargs)
     items, keys = build_items(texts, units, task, config.max_examples_per_unit)
     model, task = build_model(config.model, config.model_kwargs)
