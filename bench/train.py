@@ -55,9 +55,7 @@ def synthetic_corpus(n: int, seed: int) -> pl.DataFrame:
     )
 
 
-def fit(
-    plan: Plan, config: RunConfig, private: bool
-) -> tuple[TrainResult, object, float]:
+def fit(plan: Plan, config: RunConfig, private: bool) -> tuple[TrainResult, object, float]:
     texts, units = training_texts(plan, config.privacy_unit)
     _, task = build_model(config.model, config.model_kwargs)
     items, _ = build_items(texts, units, task, config.max_examples_per_unit)
@@ -157,9 +155,7 @@ def main() -> None:
     overfit_audit = audit(overfit, overfit_task, overfit_plan, overfit_cfg)
     eps_max = max(args.budgets)
     bound = np.log2(10**base.canary_digits)
-    print(
-        f"   {'model':44}{'MIA AUC':>9}{'TPR@1%':>8}{'exposure':>10}{'max':>6}  (of {bound:.1f})"
-    )
+    print(f"   {'model':44}{'MIA AUC':>9}{'TPR@1%':>8}{'exposure':>10}{'max':>6}  (of {bound:.1f})")
     for name, a in [
         (f"DP-SGD, eps={rows[eps_max][0].epsilon:.2f}", audits[eps_max]),
         (f"non-DP, same config ({args.epochs} epochs)", plain_audit),
@@ -168,9 +164,8 @@ def main() -> None:
             overfit_audit,
         ),
     ]:
-        print(
-            f"   {name:44}{a['auc']:9.3f}{a['tpr']:8.3f}{a['exposure']:10.2f}{a['exposure_max']:6.2f}"
-        )
+        exp = f"{a['exposure']:10.2f}{a['exposure_max']:6.2f}"
+        print(f"   {name:44}{a['auc']:9.3f}{a['tpr']:8.3f}{exp}")
     print(
         f"   overfit reference: train {overfit.final_loss:.3f} nats vs held-out "
         f"{overfit_audit['loss']:.3f}; {overfit_wall:.1f} s"

@@ -45,6 +45,40 @@ class Ingest(Section):
     max_record_bytes: int = Field(1_000_000, ge=1)
 
 
+class Train(Section):
+    """DP-SGD training of a model on the curated corpus, and its privacy audit."""
+
+    upstream: str = "ingest"
+    """The stage whose output is trained on: screen once it exists, ingest until then."""
+    model: str = Field("resources.byte_lm:build_byte_lm", pattern=r"^[\w.]+:\w+$")
+    """'module:callable' returning (torch.nn.Module, Task); see resources/byte_lm.py."""
+    model_kwargs: dict[str, int | float | str | bool] = {}
+    privacy_unit: str = "record_id"
+    """The column naming whose privacy is protected: record_id, or e.g. source_id."""
+    target_epsilon: float = Field(8.0, gt=0)
+    target_delta: float = Field(1e-5, gt=0, lt=1)
+    epsilon_budget: float = Field(16.0, gt=0)
+    """Total epsilon any one training set may ever spend, summed over the runs that use it."""
+    max_grad_norm: float = Field(1.0, gt=0)
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(64, ge=1)
+    max_physical_batch_size: int = Field(64, ge=1)
+    lr: float = Field(5e-3, gt=0)
+    seed: int = 0
+    accountant: Literal["prv", "rdp", "gdp"] = "prv"
+    holdout_fraction: float = Field(0.2, gt=0, lt=1)
+    max_examples_per_unit: int = Field(8, ge=1)
+    reference: bool = True
+    """Also train the same model without DP (never saved) to show what DP changed."""
+    canaries: int = Field(4, ge=0)
+    canary_digits: int = Field(3, ge=1, le=6)
+    canary_insertions: int = Field(4, ge=1)
+    mia_max_records: int = Field(2000, ge=10)
+    max_mia_auc: float = Field(0.6, ge=0.5, le=1)
+    """The privacy_audit check warns when the DP model's membership-inference AUC is above."""
+    threads: int = Field(2, ge=1)
+
+
 class Source(Section):
     """One corpus, declared by its owner's facts; ``path`` is a file or a folder."""
 
@@ -80,6 +114,7 @@ class Params(Section):
     paths: Paths = Paths()
     policy: Policy = Policy()
     ingest: Ingest = Ingest()
+    train: Train = Train()
     sources: list[Source]
     root: Path = Field(Path("."), exclude=True)
 

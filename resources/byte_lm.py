@@ -55,9 +55,7 @@ class ByteMLP(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens [..., context + L] -> logits [..., L, 256] for the L bytes after the context."""
-        emb = self.embed(
-            tokens
-        )  # embedding before unfolding keeps Opacus' scatter small
+        emb = self.embed(tokens)  # embedding before unfolding keeps Opacus' scatter small
         length = tokens.shape[-1] - self.context
         # windows[..., i, :, :] are the embeddings of the bytes i .. i+context-1
         windows = emb.unfold(-2, self.context, 1)[..., :length, :, :]

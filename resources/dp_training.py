@@ -82,9 +82,7 @@ def load_factory(spec: str) -> Callable[..., tuple[nn.Module, Task]]:
 def build_model(spec: str, kwargs: dict | None = None) -> tuple[nn.Module, Task]:
     model, task = load_factory(spec)(**(kwargs or {}))
     if not isinstance(model, nn.Module) or not isinstance(task, Task):
-        raise TypeError(
-            f"{spec} must return (torch.nn.Module, Task); see resources.byte_lm.Task"
-        )
+        raise TypeError(f"{spec} must return (torch.nn.Module, Task); see resources.byte_lm.Task")
     return model, task
 
 
@@ -112,14 +110,10 @@ def build_items(
     for text, unit in zip(texts, units, strict=True):
         grouped.setdefault(unit, []).append(task.encode(text))
     keys = sorted(grouped)
-    stacks = [
-        select_examples(torch.cat(grouped[k]), max_examples_per_unit, k) for k in keys
-    ]
+    stacks = [select_examples(torch.cat(grouped[k]), max_examples_per_unit, k) for k in keys]
     width = max(1, max(len(s) for s in stacks))
     shape = stacks[0].shape[1:]
-    items = torch.full(
-        (len(keys), width, *shape), task.pad_value, dtype=stacks[0].dtype
-    )
+    items = torch.full((len(keys), width, *shape), task.pad_value, dtype=stacks[0].dtype)
     for i, stack in enumerate(stacks):
         items[i, : len(stack)] = stack
     return items, keys
@@ -288,14 +282,10 @@ def save_model(
     return sha256_file(path)
 
 
-def load_model(
-    path: Path, expected_sha256: str | None = None
-) -> tuple[nn.Module, Task]:
+def load_model(path: Path, expected_sha256: str | None = None) -> tuple[nn.Module, Task]:
     """Rebuild a saved model, refusing a file whose sha256 is not the expected one."""
     if expected_sha256 is not None and sha256_file(path) != expected_sha256:
-        raise ValueError(
-            f"{path}: sha256 does not match the recorded {expected_sha256}"
-        )
+        raise ValueError(f"{path}: sha256 does not match the recorded {expected_sha256}")
     saved = torch.load(path, weights_only=True)
     model, task = build_model(saved["model"], saved["model_kwargs"])
     if saved["opacus_fixed"]:

@@ -27,4 +27,28 @@ TABLES: dict[str, str] = {
         "stage VARCHAR, source_id VARCHAR, records_in BIGINT, records_out BIGINT,"
         " dropped BIGINT, run_id VARCHAR"
     ),
+    "training_runs": (
+        "run_id VARCHAR, model_path VARCHAR, model_sha256 VARCHAR, model_spec VARCHAR,"
+        " model_kwargs VARCHAR, upstream VARCHAR, training_set_digest VARCHAR,"
+        " train_records BIGINT, heldout_records BIGINT, units BIGINT, privacy_unit VARCHAR,"
+        " target_epsilon DOUBLE, epsilon DOUBLE, delta DOUBLE, noise_multiplier DOUBLE,"
+        " sample_rate DOUBLE, steps BIGINT, epochs BIGINT, batch_size BIGINT,"
+        " max_grad_norm DOUBLE, accountant VARCHAR, poisson_sampling BOOLEAN,"
+        " opacus_version VARCHAR, torch_version VARCHAR, seed BIGINT, canaries BIGINT,"
+        " canary_insertions BIGINT, train_seconds DOUBLE"
+    ),
+    "training_set": (
+        "run_id VARCHAR, training_set_digest VARCHAR, record_id VARCHAR, source_id VARCHAR,"
+        " role VARCHAR"
+    ),
+    "evaluations": (
+        "run_id VARCHAR, model_kind VARCHAR, model_sha256 VARCHAR, epsilon DOUBLE,"
+        " heldout_loss DOUBLE, perplexity DOUBLE, mia_auc DOUBLE, mia_tpr_at_1pct_fpr DOUBLE,"
+        " mia_members BIGINT, mia_nonmembers BIGINT, canaries BIGINT, canary_insertions BIGINT,"
+        " canary_exposure_mean DOUBLE, canary_exposure_max DOUBLE, canary_exposure_bound DOUBLE"
+    ),
+    "privacy_budget": (
+        "training_set_digest VARCHAR, run_id VARCHAR, status VARCHAR, epsilon_committed DOUBLE,"
+        " epsilon_cumulative DOUBLE, epsilon_budget DOUBLE"
+    ),
 }

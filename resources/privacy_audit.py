@@ -68,9 +68,7 @@ def record_losses(
         if shape is None:
             out[start : start + len(chunk)] = 0.0
             continue
-        batch = torch.full(
-            (len(chunk), width, *shape), task.pad_value, dtype=torch.long
-        )
+        batch = torch.full((len(chunk), width, *shape), task.pad_value, dtype=torch.long)
         for j, e in enumerate(chunk):
             batch[j, : len(e)] = e
         out[start : start + len(chunk)] = task.loss(model, batch).double().numpy()
@@ -96,9 +94,7 @@ def roc_auc(member_scores: np.ndarray, nonmember_scores: np.ndarray) -> float:
     return float(u / (m * n))
 
 
-def tpr_at_fpr(
-    member_scores: np.ndarray, nonmember_scores: np.ndarray, fpr: float
-) -> float:
+def tpr_at_fpr(member_scores: np.ndarray, nonmember_scores: np.ndarray, fpr: float) -> float:
     """Largest fraction of members flagged by a threshold that flags at most fpr of non-members."""
     allowed = int(np.floor(fpr * len(nonmember_scores)))
     ranked = np.sort(nonmember_scores)[::-1]
@@ -150,9 +146,7 @@ def exposures(
         raise ValueError("canaries of one audit share their digit count")
     space = 10**digits
     candidates = [CANARY_TEMPLATE.format(f"{n:0{digits}d}") for n in range(space)]
-    losses = record_losses(
-        model, task, candidates, max_examples, keys=candidates, batch_size=1024
-    )
+    losses = record_losses(model, task, candidates, max_examples, keys=candidates, batch_size=1024)
     out = []
     for canary in canaries:
         rank = 1 + int(np.sum(losses < losses[int(canary.secret)]))

@@ -82,9 +82,7 @@ class RunOutcome:
 
 def training_set_digest(record_ids: Sequence[str]) -> str:
     """sha256 over the sorted, distinct record_ids trained on, one per line."""
-    return hashlib.sha256(
-        "\n".join(sorted(set(record_ids))).encode("ascii")
-    ).hexdigest()
+    return hashlib.sha256("\n".join(sorted(set(record_ids))).encode("ascii")).hexdigest()
 
 
 def _in_holdout(unit: str, fraction: float, seed: int) -> bool:
@@ -95,9 +93,7 @@ def _in_holdout(unit: str, fraction: float, seed: int) -> bool:
 def plan_run(records: pl.DataFrame, config: RunConfig) -> Plan:
     """Split text records into members and held-out non-members, whole privacy units at a time."""
     if config.privacy_unit not in records.columns:
-        raise ValueError(
-            f"privacy_unit {config.privacy_unit!r} is not a column of the records"
-        )
+        raise ValueError(f"privacy_unit {config.privacy_unit!r} is not a column of the records")
     texts = records.filter(pl.col("kind") == "text", pl.col("text").is_not_null())
     texts = texts.unique(
         subset=["record_id", config.privacy_unit], keep="first", maintain_order=True
@@ -117,9 +113,7 @@ def plan_run(records: pl.DataFrame, config: RunConfig) -> Plan:
     canaries = make_canaries(
         config.canaries, config.canary_digits, config.canary_insertions, config.dp.seed
     )
-    return Plan(
-        members, heldout, training_set_digest(members["record_id"].to_list()), canaries
-    )
+    return Plan(members, heldout, training_set_digest(members["record_id"].to_list()), canaries)
 
 
 def training_texts(plan: Plan, unit: str) -> tuple[list[str], list[str]]:
@@ -137,9 +131,7 @@ def _sample(df: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
     return df if df.height <= n else df.sample(n, seed=seed)
 
 
-def evaluate(
-    kind: str, result: TrainResult, task, plan: Plan, config: RunConfig
-) -> Evaluation:
+def evaluate(kind: str, result: TrainResult, task, plan: Plan, config: RunConfig) -> Evaluation:
     cap = config.max_examples_per_unit
     unit_is_record = config.privacy_unit == "record_id"
     members = _sample(plan.members, config.mia_max_records, config.dp.seed)
@@ -160,9 +152,7 @@ def evaluate(
         nonmembers["record_id"].to_list(),
     )
     member_keys = members["record_id"].to_list() if unit_is_record else None
-    member_losses = record_losses(
-        result.model, task, members["text"].to_list(), cap, member_keys
-    )
+    member_losses = record_losses(result.model, task, members["text"].to_list(), cap, member_keys)
     mia = membership_inference(member_losses, nonmember_losses)
     exposures_ = exposures(result.model, task, plan.canaries, cap)
     heldout_loss = float(np.mean(held_losses))

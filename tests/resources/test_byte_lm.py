@@ -37,9 +37,7 @@ def test_padding_slots_and_other_items_do_not_change_an_items_loss():
     pair[0, : len(one)] = one
     pair[1, : len(other)] = other
     with torch.no_grad():
-        assert torch.allclose(
-            task.loss(model, lone)[0], task.loss(model, pair)[0], atol=1e-6
-        )
+        assert torch.allclose(task.loss(model, lone)[0], task.loss(model, pair)[0], atol=1e-6)
 
 
 def test_untrained_loss_is_near_uniform_and_all_pad_item_is_zero():

@@ -40,9 +40,7 @@ WORDS = [
 
 def corpus(n: int, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
-    return [
-        " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 12))) for _ in range(n)
-    ]
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 12))) for _ in range(n)]
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +59,7 @@ def test_recorded_epsilon_equals_an_independent_prv_accountant(private_run):
     independent.history = [(result.noise_multiplier, result.sample_rate, result.steps)]
     assert result.epsilon == independent.get_epsilon(delta=result.delta)
     assert result.epsilon <= config.target_epsilon
-    assert (
-        result.epsilon > config.target_epsilon - 0.5
-    )  # the noise was calibrated to the target
+    assert result.epsilon > config.target_epsilon - 0.5  # the noise was calibrated to the target
     assert epsilon_from_history(result.history, result.delta) == result.epsilon
 
 
@@ -72,9 +68,7 @@ def test_recorded_parameters_are_what_training_used(private_run):
     batches_per_epoch = math.ceil(len(items) / config.batch_size)
     assert result.sample_rate == pytest.approx(1 / batches_per_epoch)
     assert result.steps == config.epochs * batches_per_epoch
-    assert result.history == [
-        (result.noise_multiplier, result.sample_rate, result.steps)
-    ]
+    assert result.history == [(result.noise_multiplier, result.sample_rate, result.steps)]
     assert result.noise_multiplier > 0
     assert (result.max_grad_norm, result.accountant) == (1.0, "prv")
     assert result.opacus_version == "1.6.0"
@@ -96,9 +90,7 @@ def test_saved_model_hash_verifies_and_reloads_identically(private_run, tmp_path
     assert digest == sha256_file(path)
     loaded, loaded_task = load_model(path, expected_sha256=digest)
     with torch.no_grad():
-        assert torch.equal(
-            task.loss(result.model, items[:8]), loaded_task.loss(loaded, items[:8])
-        )
+        assert torch.equal(task.loss(result.model, items[:8]), loaded_task.loss(loaded, items[:8]))
     path.write_bytes(path.read_bytes() + b"\0")
     with pytest.raises(ValueError, match="sha256"):
         load_model(path, expected_sha256=digest)
@@ -139,9 +131,7 @@ def test_select_examples_is_keyed_and_keeps_order():
     assert torch.equal(select_examples(examples[:3], 5, "k"), examples[:3])
 
 
-def test_a_users_own_model_plugs_in_and_is_made_opacus_compatible(
-    tmp_path, monkeypatch
-):
+def test_a_users_own_model_plugs_in_and_is_made_opacus_compatible(tmp_path, monkeypatch):
     (tmp_path / "my_models.py").write_text(
         textwrap.dedent(
             """

@@ -24,8 +24,7 @@ scores = st.lists(st.integers(-5, 5).map(float), min_size=1, max_size=12)
 @given(scores, scores)
 def test_auc_is_the_pairwise_win_rate_with_ties_half(members, nonmembers):
     wins = sum(
-        1.0 if m > n else 0.5 if m == n else 0.0
-        for m, n in itertools.product(members, nonmembers)
+        1.0 if m > n else 0.5 if m == n else 0.0 for m, n in itertools.product(members, nonmembers)
     )
     expected = wins / (len(members) * len(nonmembers))
     assert roc_auc(np.array(members), np.array(nonmembers)) == pytest.approx(expected)

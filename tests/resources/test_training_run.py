@@ -28,8 +28,7 @@ WORDS = [
 def records(n: int, sources: int = 4, seed: int = 0) -> pl.DataFrame:
     rng = random.Random(seed)
     texts = [
-        " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 12))) + f" {i}"
-        for i in range(n)
+        " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 12))) + f" {i}" for i in range(n)
     ]
     return pl.DataFrame(
         {
@@ -72,10 +71,7 @@ def test_plan_splits_whole_units_and_is_deterministic():
     assert plan.members.height + plan.heldout.height == 200
     again = plan_run(df, tiny_config(privacy_unit="source_id", holdout_fraction=0.3))
     assert again.digest == plan.digest == training_set_digest(plan.members["record_id"])
-    assert (
-        plan_run(df.reverse(), tiny_config()).digest
-        == plan_run(df, tiny_config()).digest
-    )
+    assert plan_run(df.reverse(), tiny_config()).digest == plan_run(df, tiny_config()).digest
 
 
 def test_plan_rejects_an_unknown_unit_and_an_empty_split():
@@ -90,9 +86,7 @@ def test_execute_trains_privately_and_audits_against_a_reference():
     plan = plan_run(records(120), config)
     outcome = execute(plan, config)
     dp = outcome.dp
-    assert (
-        outcome.units == plan.members.height + 2 * 2
-    )  # each canary insertion is a unit
+    assert outcome.units == plan.members.height + 2 * 2  # each canary insertion is a unit
     assert dp.sample_rate == pytest.approx(1 / math.ceil(outcome.units / 16))
     independent = PRVAccountant()
     independent.history = [(dp.noise_multiplier, dp.sample_rate, dp.steps)]
@@ -108,9 +102,7 @@ def test_execute_trains_privately_and_audits_against_a_reference():
             plan.members.height,
             plan.heldout.height,
         )
-        assert (
-            0.0 <= ev.canary_exposure_mean <= ev.canary_exposure_max <= math.log2(100)
-        )
+        assert 0.0 <= ev.canary_exposure_mean <= ev.canary_exposure_max <= math.log2(100)
         assert ev.canary_exposure_bound == pytest.approx(math.log2(100))
     dp_eval, ref_eval = outcome.evaluations
     assert ref_eval.heldout_loss < dp_eval.heldout_loss  # DP costs utility

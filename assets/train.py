@@ -1,0 +1,305 @@
+"""train: DP-SGD on the curated corpus, the privacy budget, the privacy audit, all in the ledger.
+
+Order matters for the budget: the run's planned epsilon is committed to the ledger's
+privacy_budget table BEFORE training (a crash mid-run cannot leave spent epsilon unrecorded),
+and a run that would take its training set over params.train.epsilon_budget is refused, with
+a 'refused' row, before anything is trained.
+"""
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import torch
+
+from assets.ingest import LEDGER_POOL
+from pipelines.params import Params, Train
+from pipelines.resource import AssayResource
+from resources.dp_training import (
+    DPConfig,
+    PrivacyBudgetExceeded,
+    check_budget,
+    epsilon_from_history,
+    save_model,
+    sha256_file,
+)
+from resources.ledger import Ledger
+from resources.records import TEXT
+from resources.storage import read_stage
+from resources.training_run import Plan, RunConfig, RunOutcome, execute, plan_run
+
+STAGE = "train"
+MODEL_FILE = "model.pt"
+CHECKS = [
+    dg.AssetCheckSpec("privacy_budget", asset=STAGE, blocking=True),
+    dg.AssetCheckSpec("model_integrity", asset=STAGE, blocking=True),
+    dg.AssetCheckSpec("privacy_audit", asset=STAGE),
+]
+
+
+def run_config(train: Train) -> RunConfig:
+    return RunConfig(
+        model=train.model,
+        model_kwargs=dict(train.model_kwargs),
+        privacy_unit=train.privacy_unit,
+        holdout_fraction=train.holdout_fraction,
+        max_examples_per_unit=train.max_examples_per_unit,
+        dp=DPConfig(
+            target_epsilon=train.target_epsilon,
+            target_delta=train.target_delta,
+            max_grad_norm=train.max_grad_norm,
+            epochs=train.epochs,
+            batch_size=train.batch_size,
+            max_physical_batch_size=train.max_physical_batch_size,
+            lr=train.lr,
+            seed=train.seed,
+            accountant=train.accountant,
+        ),
+        reference=train.reference,
+        canaries=train.canaries,
+        canary_digits=train.canary_digits,
+        canary_insertions=train.canary_insertions,
+        mia_max_records=train.mia_max_records,
+        threads=train.threads,
+    )
+
+
+def epsilon_committed(ledger: Ledger, digest: str) -> float:
+    """Epsilon already committed on a training set by earlier runs."""
+    spent = ledger.query(
+        "SELECT coalesce(sum(epsilon_committed), 0) AS e FROM privacy_budget"
+        " WHERE training_set_digest = ? AND status = 'committed'",
+        [digest],
+    )
+    return float(spent.item())
+
+
+def commit_budget(ledger: Ledger, plan: Plan, train: Train, run_id: str) -> float:
+    """Refuse (raise) or commit this run's planned epsilon; returns the new cumulative total."""
+    spent = epsilon_committed(ledger, plan.digest)
+    row = {
+        "training_set_digest": plan.digest,
+        "run_id": run_id,
+        "epsilon_budget": train.epsilon_budget,
+    }
+    try:
+        check_budget(spent, train.target_epsilon, train.epsilon_budget)
+    except PrivacyBudgetExceeded:
+        refused = {"status": "refused", "epsilon_committed": 0.0, "epsilon_cumulative": spent}
+        ledger.append("privacy_budget", [row | refused])
+        raise
+    total = spent + train.target_epsilon
+    committed = {
+        "status": "committed",
+        "epsilon_committed": train.target_epsilon,
+        "epsilon_cumulative": total,
+    }
+    ledger.append("privacy_budget", [row | committed])
+    return total
+
+
+def _ledger_rows(
+    outcome: RunOutcome, params: Params, model_path: Path, sha: str, run_id: str
+) -> list[tuple[str, list[dict] | pl.DataFrame]]:
+    train, dp, plan = params.train, outcome.dp, outcome.plan
+    training_run = {
+        "run_id": run_id,
+        "model_path": str(model_path),
+        "model_sha256": sha,
+        "model_spec": train.model,
+        "model_kwargs": json.dumps(dict(train.model_kwargs), sort_keys=True),
+        "upstream": train.upstream,
+        "training_set_digest": plan.digest,
+        "train_records": plan.members.height,
+        "heldout_records": plan.heldout.height,
+        "units": outcome.units,
+        "privacy_unit": train.privacy_unit,
+        "target_epsilon": train.target_epsilon,
+        "epsilon": dp.epsilon,
+        "delta": dp.delta,
+        "noise_multiplier": dp.noise_multiplier,
+        "sample_rate": dp.sample_rate,
+        "steps": dp.steps,
+        "epochs": train.epochs,
+        "batch_size": train.batch_size,
+        "max_grad_norm": dp.max_grad_norm,
+        "accountant": dp.accountant,
+        "poisson_sampling": True,
+        "opacus_version": dp.opacus_version,
+        "torch_version": torch.__version__,
+        "seed": train.seed,
+        "canaries": len(plan.canaries),
+        "canary_insertions": train.canary_insertions,
+        "train_seconds": dp.seconds,
+    }
+    evaluations = [
+        asdict(ev)
+        | {
+            "run_id": run_id,
+            "model_sha256": sha if ev.model_kind == "dp" else None,
+            "epsilon": dp.epsilon if ev.model_kind == "dp" else None,
+            "canaries": len(plan.canaries),
+            "canary_insertions": train.canary_insertions,
+        }
+        for ev in outcome.evaluations
+    ]
+    roles = pl.concat(
+        [
+            plan.members.select("record_id", "source_id").with_columns(role=pl.lit("member")),
+            plan.heldout.select("record_id", "source_id").with_columns(role=pl.lit("heldout")),
+        ]
+    ).with_columns(run_id=pl.lit(run_id), training_set_digest=pl.lit(plan.digest))
+    artifact = {
+        "path": str(model_path),
+        "sha256": sha,
+        "size_bytes": model_path.stat().st_size,
+        "stage": STAGE,
+        "source_id": None,
+        "records": plan.members.height,
+        "run_id": run_id,
+    }
+    return [
+        ("training_runs", [training_run]),
+        ("evaluations", evaluations),
+        ("training_set", roles),
+        ("artifacts", [artifact]),
+    ]
+
+
+def _training_run(ledger: Ledger, run_id: str) -> dict:
+    rows = ledger.query("SELECT * FROM training_runs WHERE run_id = ?", [run_id]).to_dicts()
+    if not rows:
+        raise ValueError(f"no training_runs row for run {run_id}")
+    return rows[-1]
+
+
+def privacy_budget_check(ledger: Ledger, run_id: str, train: Train) -> dg.AssetCheckResult:
+    """Spent epsilon <= target, recomputable from the recorded parameters; total <= budget."""
+    row = _training_run(ledger, run_id)
+    recomputed = epsilon_from_history(
+        [(row["noise_multiplier"], row["sample_rate"], row["steps"])],
+        row["delta"],
+        row["accountant"],
+    )
+    cumulative = epsilon_committed(ledger, row["training_set_digest"])
+    problems = []
+    if row["epsilon"] > row["target_epsilon"]:
+        problems.append(f"spent {row['epsilon']:.4f} > target {row['target_epsilon']}")
+    if abs(recomputed - row["epsilon"]) > 1e-9:
+        problems.append(f"recorded epsilon {row['epsilon']} != recomputed {recomputed}")
+    if cumulative > train.epsilon_budget + 1e-9:
+        problems.append(f"cumulative {cumulative:.4f} > budget {train.epsilon_budget}")
+    return dg.AssetCheckResult(
+        check_name="privacy_budget",
+        passed=not problems,
+        description="epsilon spent <= target (recomputed by the accountant), cumulative <= budget",
+        metadata={
+            "epsilon": row["epsilon"],
+            "epsilon_recomputed": recomputed,
+            "target_epsilon": row["target_epsilon"],
+            "epsilon_cumulative": cumulative,
+            "epsilon_budget": train.epsilon_budget,
+            "problems": "\n".join(problems) or "none",
+        },
+    )
+
+
+def model_integrity_check(ledger: Ledger, run_id: str, model_path: Path) -> dg.AssetCheckResult:
+    """The model file on disk is the one the ledger recorded, and so is its .sha256 file."""
+    recorded = _training_run(ledger, run_id)["model_sha256"]
+    actual = sha256_file(model_path) if model_path.exists() else None
+    sidecar = model_path.with_name(model_path.name + ".sha256")
+    declared = sidecar.read_text().split()[0] if sidecar.exists() else None
+    return dg.AssetCheckResult(
+        check_name="model_integrity",
+        passed=actual == recorded == declared,
+        metadata={"recorded": recorded, "actual": str(actual), "sidecar": str(declared)},
+    )
+
+
+def privacy_audit_check(outcome: RunOutcome, train: Train) -> dg.AssetCheckResult:
+    dp = next(ev for ev in outcome.evaluations if ev.model_kind == "dp")
+    return dg.AssetCheckResult(
+        check_name="privacy_audit",
+        passed=dp.mia_auc <= train.max_mia_auc,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"membership-inference AUC of the DP model <= {train.max_mia_auc}",
+        metadata={"mia_auc": dp.mia_auc, "canary_exposure_max": dp.canary_exposure_max},
+    )
+
+
+def _metadata(outcome: RunOutcome, sha: str, model_path: Path, cumulative: float) -> dict:
+    dp, plan = outcome.dp, outcome.plan
+    meta: dict = {
+        "model_sha256": sha,
+        "path": dg.MetadataValue.path(str(model_path)),
+        "training_set_digest": plan.digest,
+        "train_records": plan.members.height,
+        "heldout_records": plan.heldout.height,
+        "units": outcome.units,
+        "epsilon": dp.epsilon,
+        "delta": dp.delta,
+        "epsilon_cumulative": cumulative,
+        "noise_multiplier": dp.noise_multiplier,
+        "sample_rate": dp.sample_rate,
+        "steps": dp.steps,
+        "train_seconds": round(dp.seconds, 2),
+    }
+    for ev in outcome.evaluations:
+        prefix = ev.model_kind
+        meta[f"{prefix}_heldout_loss"] = ev.heldout_loss
+        meta[f"{prefix}_perplexity"] = ev.perplexity
+        meta[f"{prefix}_mia_auc"] = ev.mia_auc
+        meta[f"{prefix}_mia_tpr_at_1pct_fpr"] = ev.mia_tpr_at_1pct_fpr
+        meta[f"{prefix}_canary_exposure_max"] = ev.canary_exposure_max
+    return meta
+
+
+def build_train_asset(upstream: str = "ingest") -> dg.AssetsDefinition:
+    """The train asset, reading every source's records that ``upstream`` wrote."""
+
+    @dg.asset(
+        name=STAGE,
+        deps=[upstream],
+        code_version="train-1",
+        pool=LEDGER_POOL,
+        check_specs=CHECKS,
+        kinds={"pytorch", "duckdb"},
+        group_name="training",
+    )
+    def train(context: dg.AssetExecutionContext, assay: AssayResource) -> dg.MaterializeResult:
+        """Train a model with DP-SGD (Opacus) on the text records, audit it, write data/train/.
+
+        Refused before training when the training set's privacy budget would be exceeded.
+        """
+        params, ledger = assay.params(), assay.ledger()
+        if params.train.upstream != upstream:
+            raise ValueError(f"train.upstream is {params.train.upstream!r}, wired to {upstream!r}")
+        run_id = assay.record_run(context)
+        records = read_stage(params.data_dir, upstream).filter(pl.col("kind") == TEXT)
+        config = run_config(params.train)
+        plan = plan_run(records, config)
+        cumulative = commit_budget(ledger, plan, params.train, run_id)
+        outcome = execute(plan, config)
+        model_path = params.data_dir / STAGE / MODEL_FILE
+        sha = save_model(outcome.dp.model, model_path, config.model, config.model_kwargs)
+        model_path.with_name(MODEL_FILE + ".sha256").write_text(f"{sha}  {MODEL_FILE}\n")
+        ledger.append_many(_ledger_rows(outcome, params, model_path, sha, run_id))
+        context.log.info(
+            f"trained on {plan.members.height} records: epsilon {outcome.dp.epsilon:.3f}"
+            f" (delta {outcome.dp.delta}), {cumulative:.3f} of {params.train.epsilon_budget}"
+            " committed on this training set"
+        )
+        return dg.MaterializeResult(
+            metadata=_metadata(outcome, sha, model_path, cumulative),
+            data_version=dg.DataVersion(sha),
+            check_results=[
+                privacy_budget_check(ledger, run_id, params.train),
+                model_integrity_check(ledger, run_id, model_path),
+                privacy_audit_check(outcome, params.train),
+            ],
+        )
+
+    return train

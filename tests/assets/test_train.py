@@ -1,0 +1,148 @@
+import random
+
+import dagster as dg
+import polars as pl
+import pytest
+import yaml
+from opacus.accountants import PRVAccountant
+
+from assets.train import MODEL_FILE, build_train_asset
+from pipelines.resource import AssayResource
+from resources.dp_training import load_model, sha256_file
+from resources.ledger import Ledger
+from resources.records import RECORD_SCHEMA, text_record_id
+from resources.storage import write_stage
+
+WORDS = ["alpha", "beta", "gamma", "delta", "river", "stone", "cloud", "paper", "seven", "quiet"]
+
+
+def write_upstream(data_dir, n: int = 120) -> None:
+    rng = random.Random(0)
+    for source in ("forum", "wiki"):
+        texts = [
+            f"{source} {i}: " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 12)))
+            for i in range(n // 2)
+        ]
+        frame = pl.DataFrame(
+            {
+                "record_id": [text_record_id(t) for t in texts],
+                "source_id": [source] * len(texts),
+                "source_key": [str(i) for i in range(len(texts))],
+                "kind": ["text"] * len(texts),
+                "text": texts,
+                "image_path": [None] * len(texts),
+            },
+            schema=RECORD_SCHEMA,
+        )
+        write_stage(frame, data_dir, "ingest", source)
+
+
+@pytest.fixture
+def project(tmp_path):
+    params = {
+        "paths": {"data_dir": "data", "ledger": "data/ledger.duckdb"},
+        "sources": [],
+        "train": {
+            "model_kwargs": {"context": 4, "window": 16, "embed_dim": 8, "hidden": 32},
+            "target_epsilon": 4.0,
+            "target_delta": 1e-3,
+            "epsilon_budget": 6.0,
+            "epochs": 2,
+            "batch_size": 16,
+            "max_examples_per_unit": 2,
+            "canaries": 2,
+            "canary_digits": 2,
+            "canary_insertions": 2,
+            "holdout_fraction": 0.25,
+        },
+    }
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    write_upstream(tmp_path / "data")
+    return path
+
+
+def failure_of(result: dg.ExecuteInProcessResult) -> str:
+    """The class names and messages of the step failure's error chain."""
+    error = result.get_step_failure_events()[0].event_specific_data.error
+    parts = []
+    while error is not None:
+        parts.append(f"{error.cls_name}: {error.message}")
+        error = error.cause
+    return "\n".join(parts)
+
+
+def materialize(params_path) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [build_train_asset("ingest")],
+        resources={"assay": AssayResource(params_path=str(params_path))},
+        raise_on_error=False,
+    )
+
+
+def test_train_records_what_it_spent_and_refuses_to_overspend(project):
+    ledger = Ledger(project.parent / "data" / "ledger.duckdb")
+    model_path = project.parent / "data" / "train" / MODEL_FILE
+
+    first = materialize(project)
+    assert first.success
+    assert all(c.passed for c in first.get_asset_check_evaluations())
+    run = ledger.query("SELECT * FROM training_runs").to_dicts()
+    assert len(run) == 1
+    run = run[0]
+
+    # the epsilon recorded is what an independent accountant computes from the recorded params
+    independent = PRVAccountant()
+    independent.history = [(run["noise_multiplier"], run["sample_rate"], run["steps"])]
+    assert run["epsilon"] == independent.get_epsilon(delta=run["delta"])
+    assert run["epsilon"] <= run["target_epsilon"] == 4.0
+    assert (run["accountant"], run["opacus_version"], run["privacy_unit"]) == (
+        "prv",
+        "1.6.0",
+        "record_id",
+    )
+
+    # the model's hash verifies: ledger, sidecar file and bytes on disk agree, and it loads
+    assert sha256_file(model_path) == run["model_sha256"]
+    assert (
+        model_path.with_name(MODEL_FILE + ".sha256").read_text().split()[0] == run["model_sha256"]
+    )
+    load_model(model_path, expected_sha256=run["model_sha256"])
+    artifact = ledger.query("SELECT * FROM artifacts WHERE stage = 'train'").to_dicts()
+    assert artifact[0]["sha256"] == run["model_sha256"]
+
+    # the audit of the DP model and of the non-private reference is in the ledger
+    evals = ledger.query("SELECT * FROM evaluations ORDER BY model_kind").to_dicts()
+    assert [e["model_kind"] for e in evals] == ["dp", "reference"]
+    for e in evals:
+        assert 0.0 <= e["mia_auc"] <= 1.0 and 0.0 <= e["mia_tpr_at_1pct_fpr"] <= 1.0
+        assert e["canary_exposure_max"] is not None and e["canaries"] == 2
+        assert e["perplexity"] > 1.0
+    assert evals[0]["model_sha256"] == run["model_sha256"] and evals[1]["model_sha256"] is None
+
+    roles = ledger.query("SELECT role, count(*) AS n FROM training_set GROUP BY role").to_dicts()
+    counts = {r["role"]: r["n"] for r in roles}
+    assert counts["member"] == run["train_records"] and sum(counts.values()) == 120
+
+    # a second run on the same training set would take it to 8 > 6: refused before training
+    second = materialize(project)
+    assert not second.success
+    failure = failure_of(second)
+    assert "PrivacyBudgetExceeded" in failure and "refusing to train" in failure
+    assert ledger.query("SELECT count(*) FROM training_runs").item() == 1
+    assert sha256_file(model_path) == run["model_sha256"]
+    budget = ledger.query(
+        "SELECT status, epsilon_cumulative FROM privacy_budget ORDER BY entry_seq"
+    )
+    assert budget.rows() == [("committed", 4.0), ("refused", 4.0)]
+    assert ledger.verify().ok
+
+
+def test_train_wiring_refuses_a_mismatched_upstream(project):
+    result = dg.materialize(
+        [build_train_asset("screen")],
+        resources={"assay": AssayResource(params_path=str(project))},
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert "train.upstream is 'ingest', wired to 'screen'" in failure_of(result)
