@@ -1,9 +1,10 @@
 """train: DP-SGD on the curated corpus, the privacy budget, the privacy audit, all in the ledger.
 
-Order matters for the budget: the run's planned epsilon is committed to the ledger's
-privacy_budget table BEFORE training (a crash mid-run cannot leave spent epsilon unrecorded),
-and a run that would take its training set over params.train.epsilon_budget is refused, with
-a 'refused' row, before anything is trained.
+Order matters for the budget: the run's training set and its planned epsilon are committed to
+the ledger (training_set, privacy_budget) BEFORE training, so a crash mid-run cannot leave
+spent epsilon unrecorded; a run that would take any of its records over
+params.train.epsilon_budget is refused, with a 'refused' row, before anything is trained.
+The budget is kept per record: the epsilon of a run counts against every record it trained on.
 """
 
 import json
@@ -66,22 +67,43 @@ def run_config(train: Train) -> RunConfig:
     )
 
 
-def epsilon_committed(ledger: Ledger, digest: str) -> float:
-    """Epsilon already committed on a training set by earlier runs."""
-    spent = ledger.query(
-        "SELECT coalesce(sum(epsilon_committed), 0) AS e FROM privacy_budget"
-        " WHERE training_set_digest = ? AND status = 'committed'",
-        [digest],
+def epsilon_spent(ledger: Ledger, member_ids: list[str]) -> float:
+    """The most epsilon already committed on any one of these records, summed over runs.
+
+    Kept per record, so reusing a dataset, a subset or superset of it, or another held-out
+    split of it all count against the same records' budgets.
+    """
+    per_record = ledger.query(
+        "SELECT t.record_id, sum(b.epsilon_committed) AS spent"
+        " FROM training_set t JOIN privacy_budget b"
+        " ON t.run_id = b.run_id AND t.training_set_digest = b.training_set_digest"
+        " WHERE t.role = 'member' AND b.status = 'committed' GROUP BY t.record_id"
     )
-    return float(spent.item())
+    if per_record.is_empty():
+        return 0.0
+    spent = per_record.filter(pl.col("record_id").is_in(member_ids))["spent"].max()
+    return float(spent) if spent is not None else 0.0
+
+
+def _roles(plan: Plan, run_id: str) -> pl.DataFrame:
+    return pl.concat(
+        [
+            plan.members.select("record_id", "source_id").with_columns(role=pl.lit("member")),
+            plan.heldout.select("record_id", "source_id").with_columns(role=pl.lit("heldout")),
+        ]
+    ).with_columns(run_id=pl.lit(run_id), training_set_digest=pl.lit(plan.digest))
 
 
 def commit_budget(ledger: Ledger, plan: Plan, train: Train, run_id: str) -> float:
-    """Refuse (raise) or commit this run's planned epsilon; returns the new cumulative total."""
-    spent = epsilon_committed(ledger, plan.digest)
+    """Refuse (raise) or commit this run's planned epsilon; returns the new cumulative total.
+
+    The training set and the commitment go in one atomic append, before any training.
+    """
+    spent = epsilon_spent(ledger, plan.members["record_id"].to_list())
     row = {
         "training_set_digest": plan.digest,
         "run_id": run_id,
+        "members": plan.members.height,
         "epsilon_budget": train.epsilon_budget,
     }
     try:
@@ -96,7 +118,9 @@ def commit_budget(ledger: Ledger, plan: Plan, train: Train, run_id: str) -> floa
         "epsilon_committed": train.target_epsilon,
         "epsilon_cumulative": total,
     }
-    ledger.append("privacy_budget", [row | committed])
+    ledger.append_many(
+        [("training_set", _roles(plan, run_id)), ("privacy_budget", [row | committed])]
+    )
     return total
 
 
@@ -145,12 +169,6 @@ def _ledger_rows(
         }
         for ev in outcome.evaluations
     ]
-    roles = pl.concat(
-        [
-            plan.members.select("record_id", "source_id").with_columns(role=pl.lit("member")),
-            plan.heldout.select("record_id", "source_id").with_columns(role=pl.lit("heldout")),
-        ]
-    ).with_columns(run_id=pl.lit(run_id), training_set_digest=pl.lit(plan.digest))
     artifact = {
         "path": str(model_path),
         "sha256": sha,
@@ -163,7 +181,6 @@ def _ledger_rows(
     return [
         ("training_runs", [training_run]),
         ("evaluations", evaluations),
-        ("training_set", roles),
         ("artifacts", [artifact]),
     ]
 
@@ -183,7 +200,10 @@ def privacy_budget_check(ledger: Ledger, run_id: str, train: Train) -> dg.AssetC
         row["delta"],
         row["accountant"],
     )
-    cumulative = epsilon_committed(ledger, row["training_set_digest"])
+    members = ledger.query(
+        "SELECT record_id FROM training_set WHERE run_id = ? AND role = 'member'", [run_id]
+    )["record_id"].to_list()
+    cumulative = epsilon_spent(ledger, members)
     problems = []
     if row["epsilon"] > row["target_epsilon"]:
         problems.append(f"spent {row['epsilon']:.4f} > target {row['target_epsilon']}")
@@ -194,7 +214,10 @@ def privacy_budget_check(ledger: Ledger, run_id: str, train: Train) -> dg.AssetC
     return dg.AssetCheckResult(
         check_name="privacy_budget",
         passed=not problems,
-        description="epsilon spent <= target (recomputed by the accountant), cumulative <= budget",
+        description=(
+            "epsilon spent <= target (recomputed by the accountant); epsilon committed on"
+            " any training record, over all runs, <= budget"
+        ),
         metadata={
             "epsilon": row["epsilon"],
             "epsilon_recomputed": recomputed,

@@ -58,7 +58,7 @@ class Train(Section):
     target_epsilon: float = Field(8.0, gt=0)
     target_delta: float = Field(1e-5, gt=0, lt=1)
     epsilon_budget: float = Field(16.0, gt=0)
-    """Total epsilon any one training set may ever spend, summed over the runs that use it."""
+    """Most epsilon any one record may have spent on it, summed over the runs that train on it."""
     max_grad_norm: float = Field(1.0, gt=0)
     epochs: int = Field(3, ge=1)
     batch_size: int = Field(64, ge=1)

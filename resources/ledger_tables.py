@@ -48,7 +48,7 @@ TABLES: dict[str, str] = {
         " canary_exposure_mean DOUBLE, canary_exposure_max DOUBLE, canary_exposure_bound DOUBLE"
     ),
     "privacy_budget": (
-        "training_set_digest VARCHAR, run_id VARCHAR, status VARCHAR, epsilon_committed DOUBLE,"
-        " epsilon_cumulative DOUBLE, epsilon_budget DOUBLE"
+        "training_set_digest VARCHAR, run_id VARCHAR, status VARCHAR, members BIGINT,"
+        " epsilon_committed DOUBLE, epsilon_cumulative DOUBLE, epsilon_budget DOUBLE"
     ),
 }
