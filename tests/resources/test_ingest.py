@@ -3,8 +3,8 @@ import pytest
 
 from resources.ingest import SourcePathError, ingest_source, list_files, policy_refusal
 from resources.ledger import Ledger
-from resources.reasons import Reason
 from resources.readers import ReadSpec
+from resources.reasons import Reason
 from resources.storage import stage_path
 
 EXPECTED_DROPS = {

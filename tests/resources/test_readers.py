@@ -8,7 +8,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from resources.reasons import Reason
 from resources.readers import (
     ReadSpec,
     SourceSchemaError,
@@ -19,6 +18,7 @@ from resources.readers import (
     read_parquet,
     read_txt,
 )
+from resources.reasons import Reason
 
 SPEC = ReadSpec(text_field="text", id_field="id", max_record_bytes=200)
 
