@@ -33,6 +33,7 @@ from resources.training_run import Plan, RunConfig, RunOutcome, execute, plan_ru
 
 STAGE = "train"
 MODEL_FILE = "model.pt"
+CODE_VERSION = "train-1"
 CHECKS = [
     dg.AssetCheckSpec("privacy_budget", asset=STAGE, blocking=True),
     dg.AssetCheckSpec("model_integrity", asset=STAGE, blocking=True),
@@ -130,6 +131,8 @@ def _ledger_rows(
     train, dp, plan = params.train, outcome.dp, outcome.plan
     training_run = {
         "run_id": run_id,
+        "code_version": CODE_VERSION,
+        "params_digest": params.digest("train"),
         "model_path": str(model_path),
         "model_sha256": sha,
         "model_spec": train.model,
@@ -242,42 +245,63 @@ def model_integrity_check(ledger: Ledger, run_id: str, model_path: Path) -> dg.A
     )
 
 
-def privacy_audit_check(outcome: RunOutcome, train: Train) -> dg.AssetCheckResult:
-    dp = next(ev for ev in outcome.evaluations if ev.model_kind == "dp")
+def privacy_audit_check(ledger: Ledger, run_id: str, train: Train) -> dg.AssetCheckResult:
+    """Warns when the DP model's membership-inference AUC is above params.train.max_mia_auc."""
+    dp = _evaluations(ledger, run_id)["dp"]
     return dg.AssetCheckResult(
         check_name="privacy_audit",
-        passed=dp.mia_auc <= train.max_mia_auc,
+        passed=dp["mia_auc"] <= train.max_mia_auc,
         severity=dg.AssetCheckSeverity.WARN,
         description=f"membership-inference AUC of the DP model <= {train.max_mia_auc}",
-        metadata={"mia_auc": dp.mia_auc, "canary_exposure_max": dp.canary_exposure_max},
+        metadata={"mia_auc": dp["mia_auc"], "canary_exposure_max": dp["canary_exposure_max"]},
     )
 
 
-def _metadata(outcome: RunOutcome, sha: str, model_path: Path, cumulative: float) -> dict:
-    dp, plan = outcome.dp, outcome.plan
+def _evaluations(ledger: Ledger, run_id: str) -> dict[str, dict]:
+    rows = ledger.query("SELECT * FROM evaluations WHERE run_id = ?", [run_id]).to_dicts()
+    return {row["model_kind"]: row for row in rows}
+
+
+def _metadata(ledger: Ledger, run_id: str, cumulative: float) -> dict:
+    row = _training_run(ledger, run_id)
     meta: dict = {
-        "model_sha256": sha,
-        "path": dg.MetadataValue.path(str(model_path)),
-        "training_set_digest": plan.digest,
-        "train_records": plan.members.height,
-        "heldout_records": plan.heldout.height,
-        "units": outcome.units,
-        "epsilon": dp.epsilon,
-        "delta": dp.delta,
+        "model_sha256": row["model_sha256"],
+        "path": dg.MetadataValue.path(row["model_path"]),
+        "training_run_id": run_id,
+        "training_set_digest": row["training_set_digest"],
+        "train_records": row["train_records"],
+        "heldout_records": row["heldout_records"],
+        "units": row["units"],
+        "privacy_unit": row["privacy_unit"],
+        "epsilon": row["epsilon"],
+        "delta": row["delta"],
         "epsilon_cumulative": cumulative,
-        "noise_multiplier": dp.noise_multiplier,
-        "sample_rate": dp.sample_rate,
-        "steps": dp.steps,
-        "train_seconds": round(dp.seconds, 2),
+        "noise_multiplier": row["noise_multiplier"],
+        "sample_rate": row["sample_rate"],
+        "steps": row["steps"],
+        "train_seconds": round(row["train_seconds"], 2),
     }
-    for ev in outcome.evaluations:
-        prefix = ev.model_kind
-        meta[f"{prefix}_heldout_loss"] = ev.heldout_loss
-        meta[f"{prefix}_perplexity"] = ev.perplexity
-        meta[f"{prefix}_mia_auc"] = ev.mia_auc
-        meta[f"{prefix}_mia_tpr_at_1pct_fpr"] = ev.mia_tpr_at_1pct_fpr
-        meta[f"{prefix}_canary_exposure_max"] = ev.canary_exposure_max
+    for kind, ev in sorted(_evaluations(ledger, run_id).items()):
+        for name in ("heldout_loss", "perplexity", "mia_auc", "mia_tpr_at_1pct_fpr"):
+            meta[f"{kind}_{name}"] = ev[name]
+        meta[f"{kind}_canary_exposure_max"] = ev["canary_exposure_max"]
     return meta
+
+
+def reusable_run(ledger: Ledger, digest: str, params_digest: str, model_path: Path) -> str | None:
+    """An earlier run that trained this very model: same records, same train params, same code.
+
+    Re-running it would only spend budget again; if its model is still on disk, unchanged,
+    the asset reports that run instead of training.
+    """
+    rows = ledger.query(
+        "SELECT run_id, model_sha256 FROM training_runs WHERE training_set_digest = ?"
+        " AND params_digest = ? AND code_version = ? ORDER BY entry_seq DESC LIMIT 1",
+        [digest, params_digest, CODE_VERSION],
+    ).to_dicts()
+    if rows and model_path.exists() and sha256_file(model_path) == rows[0]["model_sha256"]:
+        return rows[0]["run_id"]
+    return None
 
 
 def build_train_asset(upstream: str = "ingest") -> dg.AssetsDefinition:
@@ -286,7 +310,7 @@ def build_train_asset(upstream: str = "ingest") -> dg.AssetsDefinition:
     @dg.asset(
         name=STAGE,
         deps=[upstream],
-        code_version="train-1",
+        code_version=CODE_VERSION,
         pool=LEDGER_POOL,
         check_specs=CHECKS,
         kinds={"pytorch", "duckdb"},
@@ -295,7 +319,8 @@ def build_train_asset(upstream: str = "ingest") -> dg.AssetsDefinition:
     def train(context: dg.AssetExecutionContext, assay: AssayResource) -> dg.MaterializeResult:
         """Train a model with DP-SGD (Opacus) on the text records, audit it, write data/train/.
 
-        Refused before training when the training set's privacy budget would be exceeded.
+        Refused before training when a training record's privacy budget would be exceeded;
+        reports the earlier run instead when records, params and code are all unchanged.
         """
         params, ledger = assay.params(), assay.ledger()
         if params.train.upstream != upstream:
@@ -304,24 +329,33 @@ def build_train_asset(upstream: str = "ingest") -> dg.AssetsDefinition:
         records = read_stage(params.data_dir, upstream).filter(pl.col("kind") == TEXT)
         config = run_config(params.train)
         plan = plan_run(records, config)
-        cumulative = commit_budget(ledger, plan, params.train, run_id)
-        outcome = execute(plan, config)
         model_path = params.data_dir / STAGE / MODEL_FILE
-        sha = save_model(outcome.dp.model, model_path, config.model, config.model_kwargs)
-        model_path.with_name(MODEL_FILE + ".sha256").write_text(f"{sha}  {MODEL_FILE}\n")
-        ledger.append_many(_ledger_rows(outcome, params, model_path, sha, run_id))
-        context.log.info(
-            f"trained on {plan.members.height} records: epsilon {outcome.dp.epsilon:.3f}"
-            f" (delta {outcome.dp.delta}), {cumulative:.3f} of {params.train.epsilon_budget}"
-            " committed on this training set"
-        )
+        params_digest = params.digest("train")
+        reused = reusable_run(ledger, plan.digest, params_digest, model_path)
+        if reused is not None:
+            context.log.info(f"records, params and code unchanged: reusing run {reused}")
+            cumulative = epsilon_spent(ledger, plan.members["record_id"].to_list())
+            trained_in = reused
+        else:
+            cumulative = commit_budget(ledger, plan, params.train, run_id)
+            outcome = execute(plan, config)
+            sha = save_model(outcome.dp.model, model_path, config.model, config.model_kwargs)
+            model_path.with_name(MODEL_FILE + ".sha256").write_text(f"{sha}  {MODEL_FILE}\n")
+            rows = _ledger_rows(outcome, params, model_path, sha, run_id)
+            ledger.append_many(rows)
+            trained_in = run_id
+            context.log.info(
+                f"trained on {plan.members.height} records: epsilon {outcome.dp.epsilon:.3f}"
+                f" (delta {outcome.dp.delta}); at most {cumulative:.3f} of"
+                f" {params.train.epsilon_budget} committed on any one record"
+            )
         return dg.MaterializeResult(
-            metadata=_metadata(outcome, sha, model_path, cumulative),
-            data_version=dg.DataVersion(sha),
+            metadata=_metadata(ledger, trained_in, cumulative) | {"reused": reused is not None},
+            data_version=dg.DataVersion(_training_run(ledger, trained_in)["model_sha256"]),
             check_results=[
-                privacy_budget_check(ledger, run_id, params.train),
-                model_integrity_check(ledger, run_id, model_path),
-                privacy_audit_check(outcome, params.train),
+                privacy_budget_check(ledger, trained_in, params.train),
+                model_integrity_check(ledger, trained_in, model_path),
+                privacy_audit_check(ledger, trained_in, params.train),
             ],
         )
 

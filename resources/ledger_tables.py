@@ -28,7 +28,8 @@ TABLES: dict[str, str] = {
         " dropped BIGINT, run_id VARCHAR"
     ),
     "training_runs": (
-        "run_id VARCHAR, model_path VARCHAR, model_sha256 VARCHAR, model_spec VARCHAR,"
+        "run_id VARCHAR, code_version VARCHAR, params_digest VARCHAR, model_path VARCHAR,"
+        " model_sha256 VARCHAR, model_spec VARCHAR,"
         " model_kwargs VARCHAR, upstream VARCHAR, training_set_digest VARCHAR,"
         " train_records BIGINT, heldout_records BIGINT, units BIGINT, privacy_unit VARCHAR,"
         " target_epsilon DOUBLE, epsilon DOUBLE, delta DOUBLE, noise_multiplier DOUBLE,"

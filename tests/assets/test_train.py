@@ -38,7 +38,7 @@ def write_upstream(data_dir, n: int = 120) -> None:
 
 
 @pytest.fixture
-def project(tmp_path):
+def train_project(tmp_path):
     params = {
         "paths": {"data_dir": "data", "ledger": "data/ledger.duckdb"},
         "sources": [],
@@ -80,7 +80,8 @@ def materialize(params_path) -> dg.ExecuteInProcessResult:
     )
 
 
-def test_train_records_what_it_spent_and_refuses_to_overspend(project):
+def test_train_records_what_it_spent_and_refuses_to_overspend(train_project):
+    project = train_project
     ledger = Ledger(project.parent / "data" / "ledger.duckdb")
     model_path = project.parent / "data" / "train" / MODEL_FILE
 
@@ -124,21 +125,44 @@ def test_train_records_what_it_spent_and_refuses_to_overspend(project):
     counts = {r["role"]: r["n"] for r in roles}
     assert counts["member"] == run["train_records"] and sum(counts.values()) == 120
 
-    # a second run on the same training set would take it to 8 > 6: refused before training
+    # unchanged records, params and code: the earlier run is reported, nothing is spent again
+    again = materialize(project)
+    assert again.success
+    meta = again.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["reused"].value is True and meta["training_run_id"].value == run["run_id"]
+    assert ledger.query("SELECT count(*) FROM privacy_budget").item() == 1
+
+    # a new run on the same records would take them to 8 > 6: refused before training
+    params = yaml.safe_load(project.read_text())
+    params["train"]["epochs"] = 3
+    project.write_text(yaml.safe_dump(params))
     second = materialize(project)
     assert not second.success
     failure = failure_of(second)
     assert "PrivacyBudgetExceeded" in failure and "refusing to train" in failure
     assert ledger.query("SELECT count(*) FROM training_runs").item() == 1
     assert sha256_file(model_path) == run["model_sha256"]
+
+    # another split of the same records has another digest, but the same records' budgets
+    params["train"]["holdout_fraction"] = 0.4
+    project.write_text(yaml.safe_dump(params))
+    third = materialize(project)
+    assert not third.success and "refusing to train" in failure_of(third)
     budget = ledger.query(
-        "SELECT status, epsilon_cumulative FROM privacy_budget ORDER BY entry_seq"
+        "SELECT status, epsilon_cumulative, training_set_digest = ? AS same"
+        " FROM privacy_budget ORDER BY entry_seq",
+        [run["training_set_digest"]],
     )
-    assert budget.rows() == [("committed", 4.0), ("refused", 4.0)]
+    assert budget.rows() == [
+        ("committed", 4.0, True),
+        ("refused", 4.0, True),
+        ("refused", 4.0, False),
+    ]
     assert ledger.verify().ok
 
 
-def test_train_wiring_refuses_a_mismatched_upstream(project):
+def test_train_wiring_refuses_a_mismatched_upstream(train_project):
+    project = train_project
     result = dg.materialize(
         [build_train_asset("screen")],
         resources={"assay": AssayResource(params_path=str(project))},
