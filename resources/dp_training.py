@@ -46,6 +46,9 @@ class DPConfig:
     lr: float = 5e-3
     seed: int = 0
     accountant: str = "prv"
+    noise_multiplier: float | None = None
+    """When set, train with this sigma (make_private) and report the epsilon it gives, instead
+    of calibrating sigma to target_epsilon (make_private_with_epsilon)."""
 
 
 @dataclass
@@ -194,16 +197,24 @@ def train(
             # Opacus warns that secure_mode is off; the noise is seeded for reproducibility
             warnings.simplefilter("ignore", UserWarning)
             engine = PrivacyEngine(accountant=config.accountant)
-            model, optimizer, loader = engine.make_private_with_epsilon(
-                module=model,
-                optimizer=optimizer,
-                data_loader=loader,
-                target_epsilon=config.target_epsilon,
-                target_delta=config.target_delta,
-                epochs=config.epochs,
-                max_grad_norm=config.max_grad_norm,
-                noise_generator=torch.Generator().manual_seed(config.seed + 1),
-            )
+            common = {
+                "module": model,
+                "optimizer": optimizer,
+                "data_loader": loader,
+                "max_grad_norm": config.max_grad_norm,
+                "noise_generator": torch.Generator().manual_seed(config.seed + 1),
+            }
+            if config.noise_multiplier is None:
+                model, optimizer, loader = engine.make_private_with_epsilon(
+                    **common,
+                    target_epsilon=config.target_epsilon,
+                    target_delta=config.target_delta,
+                    epochs=config.epochs,
+                )
+            else:
+                model, optimizer, loader = engine.make_private(
+                    **common, noise_multiplier=config.noise_multiplier
+                )
     model.train()
     steps, last = 0, float("nan")
     start = time.perf_counter()

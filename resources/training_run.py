@@ -176,11 +176,13 @@ def execute(plan: Plan, config: RunConfig) -> RunOutcome:
     texts, units = training_texts(plan, config.privacy_unit)
     _, task = build_model(config.model, config.model_kwargs)
     items, keys = build_items(texts, units, task, config.max_examples_per_unit)
+    torch.manual_seed(config.dp.seed)  # the initial weights are part of what a seed fixes
     model, task = build_model(config.model, config.model_kwargs)
     dp = train(items, model, task, config.dp, private=True)
     evaluations = [evaluate("dp", dp, task, plan, config)]
     reference = None
     if config.reference:
+        torch.manual_seed(config.dp.seed)
         model, task = build_model(config.model, config.model_kwargs)
         reference = train(items, model, task, config.dp, private=False)
         evaluations.append(evaluate("reference", reference, task, plan, config))

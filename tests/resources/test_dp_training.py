@@ -1,6 +1,7 @@
 import math
 import random
 import textwrap
+from dataclasses import replace
 
 import pytest
 import torch
@@ -48,7 +49,7 @@ def private_run():
     _, task = build_byte_lm(**TINY)
     texts = corpus(96)
     items, _ = build_items(texts, [str(i) for i in range(len(texts))], task, 4)
-    model, task = build_byte_lm(**TINY)
+    model = build_byte_lm_seeded(0)
     config = DPConfig(target_epsilon=4.0, target_delta=1e-4, epochs=2, batch_size=16)
     return items, task, config, train(items, model, task, config, private=True)
 
@@ -72,6 +73,21 @@ def test_recorded_parameters_are_what_training_used(private_run):
     assert result.noise_multiplier > 0
     assert (result.max_grad_norm, result.accountant) == (1.0, "prv")
     assert result.opacus_version == "1.6.0"
+
+
+def test_same_seeds_same_model(private_run):
+    """Same initial weights, items and config (sigma fixed to the calibrated one): same bytes."""
+    items, task, config, result = private_run
+    fixed = replace(config, noise_multiplier=result.noise_multiplier)
+    again = train(items, build_byte_lm_seeded(0), task, fixed, private=True)
+    for name, tensor in result.model.state_dict().items():
+        assert torch.equal(tensor, again.model.state_dict()[name]), name
+    assert again.epsilon == result.epsilon
+
+
+def build_byte_lm_seeded(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_byte_lm(**TINY)[0]
 
 
 def test_dp_training_learns_something(private_run):
@@ -169,8 +185,10 @@ def test_a_users_own_model_plugs_in_and_is_made_opacus_compatible(tmp_path, monk
     monkeypatch.syspath_prepend(str(tmp_path))
     model, task = build_model("my_models:build", {"context": 2})
     items, _ = build_items(corpus(24), [str(i) for i in range(24)], task, 2)
-    config = DPConfig(target_epsilon=8.0, target_delta=1e-3, epochs=1, batch_size=8)
+    config = DPConfig(target_delta=1e-3, epochs=1, batch_size=8, noise_multiplier=1.0)
     result = train(items, model, task, config, private=True)
+    assert result.noise_multiplier == 1.0
+    assert result.epsilon == epsilon_from_history([(1.0, 1 / 3, 3)], 1e-3)
     assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in result.model.modules())
     path = tmp_path / "m.pt"
     digest = save_model(result.model, path, "my_models:build", {"context": 2})
