@@ -67,7 +67,7 @@ class Train(Section):
     seed: int = 0
     accountant: Literal["prv", "rdp", "gdp"] = "prv"
     holdout_fraction: float = Field(0.2, gt=0, lt=1)
-    max_examples_per_unit: int = Field(8, ge=1)
+    max_examples_per_unit: int = Field(4, ge=1)
     reference: bool = True
     """Also train the same model without DP (never saved) to show what DP changed."""
     canaries: int = Field(4, ge=0)

@@ -38,7 +38,7 @@ class RunConfig:
     privacy_unit: str = "record_id"
     """Column whose value names a record's privacy unit: record_id, or e.g. source_id."""
     holdout_fraction: float = 0.2
-    max_examples_per_unit: int = 8
+    max_examples_per_unit: int = 4
     dp: DPConfig = field(default_factory=DPConfig)
     reference: bool = True
     """Also train the same model without DP, so the audit shows what DP changed."""
