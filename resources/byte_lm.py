@@ -59,7 +59,8 @@ class ByteMLP(nn.Module):
         length = tokens.shape[-1] - self.context
         # windows[..., i, :, :] are the embeddings of the bytes i .. i+context-1
         windows = emb.unfold(-2, self.context, 1)[..., :length, :, :]
-        flat = windows.transpose(-1, -2).reshape(*windows.shape[:-2], -1)
+        # an explicit width, not -1: Poisson sampling can draw an empty batch
+        flat = windows.transpose(-1, -2).reshape(*windows.shape[:-2], self.hidden.in_features)
         return self.out(F.gelu(self.hidden(flat)))
 
 

@@ -198,3 +198,21 @@ def test_a_users_own_model_plugs_in_and_is_made_opacus_compatible(tmp_path, monk
         build_model("my_models:not_a_model")
     with pytest.raises(ValueError, match="module:callable"):
         load_factory("my_models.build")
+
+
+def test_poisson_sampling_draws_empty_batches_and_they_still_count_as_steps():
+    model, task = build_byte_lm(**TINY)
+    items, _ = build_items(["abc def", "ghi jkl", "mno pqr"], ["a", "b", "c"], task, 2)
+    sizes = []
+    loss = task.loss
+
+    def spy(model, batch):
+        sizes.append(len(batch))
+        return loss(model, batch)
+
+    task.loss = spy
+    config = DPConfig(batch_size=1, epochs=4, noise_multiplier=1.0, target_delta=1e-2)
+    result = train(items, model, task, config, private=True)
+    assert 0 in sizes and max(sizes) > 1  # batch sizes vary: Poisson, not fixed
+    assert result.steps == 12 == len(sizes)
+    assert result.epsilon == epsilon_from_history([(1.0, 1 / 3, 12)], 1e-2)
