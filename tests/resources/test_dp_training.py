@@ -216,3 +216,24 @@ def test_poisson_sampling_draws_empty_batches_and_they_still_count_as_steps():
     assert 0 in sizes and max(sizes) > 1  # batch sizes vary: Poisson, not fixed
     assert result.steps == 12 == len(sizes)
     assert result.epsilon == epsilon_from_history([(1.0, 1 / 3, 12)], 1e-2)
+
+
+def test_batch_memory_manager_splits_logical_batches_without_extra_privacy_steps():
+    model, task = build_byte_lm(**TINY)
+    texts = corpus(24)
+    items, _ = build_items(texts, [str(i) for i in range(24)], task, 2)
+    sizes = []
+    loss = task.loss
+
+    def spy(model, batch):
+        sizes.append(len(batch))
+        return loss(model, batch)
+
+    task.loss = spy
+    config = DPConfig(
+        batch_size=8, max_physical_batch_size=3, epochs=2, noise_multiplier=1.0, target_delta=1e-3
+    )
+    result = train(items, model, task, config, private=True)
+    assert max(sizes) <= 3 and len(sizes) > 6  # physical batches
+    assert result.steps == 6  # logical steps: what the accountant counts
+    assert result.history == [(1.0, 1 / 3, 6)]
