@@ -127,33 +127,29 @@ def training_texts(plan: Plan, unit: str) -> tuple[list[str], list[str]]:
     return texts, units
 
 
-def _sample(df: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
-    return df if df.height <= n else df.sample(n, seed=seed)
+def _subsample(values: np.ndarray, n: int, seed: int) -> np.ndarray:
+    if len(values) <= n:
+        return values
+    return values[np.random.default_rng(seed).choice(len(values), n, replace=False)]
 
 
 def evaluate(kind: str, result: TrainResult, task, plan: Plan, config: RunConfig) -> Evaluation:
+    """Utility on the held-out records; MIA of members against them; canary exposure."""
     cap = config.max_examples_per_unit
-    unit_is_record = config.privacy_unit == "record_id"
-    members = _sample(plan.members, config.mia_max_records, config.dp.seed)
     heldout = plan.heldout
+    members = plan.members
+    if members.height > config.mia_max_records:  # scoring every member would cost a pass
+        members = members.sample(config.mia_max_records, seed=config.dp.seed)
     held_losses = record_losses(
-        result.model,
-        task,
-        heldout["text"].to_list(),
-        cap,
-        keys=heldout["record_id"].to_list(),
+        result.model, task, heldout["text"].to_list(), cap, heldout["record_id"].to_list()
     )
-    nonmembers = _sample(heldout, config.mia_max_records, config.dp.seed)
-    nonmember_losses = record_losses(
-        result.model,
-        task,
-        nonmembers["text"].to_list(),
-        cap,
-        nonmembers["record_id"].to_list(),
-    )
-    member_keys = members["record_id"].to_list() if unit_is_record else None
+    # training chose a unit's examples keyed by the unit: the same ones when a unit is a record
+    member_keys = members["record_id"].to_list() if config.privacy_unit == "record_id" else None
     member_losses = record_losses(result.model, task, members["text"].to_list(), cap, member_keys)
-    mia = membership_inference(member_losses, nonmember_losses)
+    mia = membership_inference(
+        member_losses,
+        _subsample(held_losses, config.mia_max_records, config.dp.seed),
+    )
     exposures_ = exposures(result.model, task, plan.canaries, cap)
     heldout_loss = float(np.mean(held_losses))
     return Evaluation(
