@@ -31,9 +31,8 @@ from opacus import PrivacyEngine
 from torch.utils.data import DataLoader, TensorDataset
 
 from resources.dp_training import DPConfig, TrainResult, build_items, build_model, train
-from resources.privacy_audit import exposures, membership_inference, record_losses
 from resources.records import RECORD_SCHEMA, text_record_id
-from resources.training_run import Plan, RunConfig, plan_run, training_texts
+from resources.training_run import Plan, RunConfig, evaluate, plan_run, training_texts
 
 
 def synthetic_corpus(n: int, seed: int) -> pl.DataFrame:
@@ -108,24 +107,14 @@ def step_times(plan: Plan, config: RunConfig, repeats: int) -> tuple[list[float]
 
 
 def audit(result: TrainResult, task, plan: Plan, config: RunConfig) -> dict[str, float]:
-    cap = config.max_examples_per_unit
-    held = record_losses(result.model, task, plan.heldout["text"].to_list(), cap)
-    members = record_losses(
-        result.model,
-        task,
-        plan.members["text"].to_list(),
-        cap,
-        plan.members["record_id"],
-    )
-    mia = membership_inference(members, held)
-    exp = exposures(result.model, task, plan.canaries, cap)
+    ev = evaluate("bench", result, task, plan, config)
     return {
-        "loss": float(held.mean()),
-        "ppl": float(np.exp(held.mean())),
-        "auc": mia.auc,
-        "tpr": mia.tpr_at_1pct_fpr,
-        "exposure": float(np.mean(exp)),
-        "exposure_max": float(np.max(exp)),
+        "loss": ev.heldout_loss,
+        "ppl": ev.perplexity,
+        "auc": ev.mia_auc,
+        "tpr": ev.mia_tpr_at_1pct_fpr,
+        "exposure": ev.canary_exposure_mean,
+        "exposure_max": ev.canary_exposure_max,
     }
 
 
