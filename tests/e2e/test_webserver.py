@@ -120,7 +120,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
+def ui_project(tmp_path: Path) -> Path:
     """A copy of the project's configuration and sample corpus, and a fresh instance."""
     root = tmp_path / "project"
     root.mkdir()
@@ -223,7 +223,8 @@ def wait_for_run(server: Webserver, run_id: str, timeout: float) -> dict:
 
 @pytest.mark.e2e
 @pytest.mark.enable_socket
-def test_webserver_loads_and_materializes_a_partition(project: Path, tmp_path: Path) -> None:
+def test_webserver_loads_and_materializes_a_partition(ui_project: Path, tmp_path: Path) -> None:
+    project = ui_project
     server = Webserver(project, tmp_path / "webserver.log")
     try:
         info = server.wait_until_up(START_TIMEOUT)

@@ -1,8 +1,8 @@
-"""The source-change sensor, ticked with dg.build_sensor_context against a copy of the sample."""
+"""The source-change sensor, ticked with dg.build_sensor_context against a copy of the sample
+(conftest's `project` and `params` fixtures)."""
 
 import json
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,32 +10,17 @@ import dagster as dg
 import pytest
 
 from pipelines.definitions import build_defs
-from pipelines.params import Params, load_params
+from pipelines.params import Params
 from resources.ingest import content_digest, list_files
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def params_file(tmp_path: Path) -> Path:
-    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
-    shutil.copytree(REPO / "data" / "raw", tmp_path / "data" / "raw", symlinks=True)
-    return tmp_path / "params.yaml"
-
-
-@pytest.fixture
-def params(params_file: Path) -> Params:
-    return load_params(params_file)
-
 
 Tick = Callable[[str | None], tuple[list[dg.RunRequest], str]]
 
 
 @pytest.fixture
-def tick(params_file: Path) -> Tick:
+def tick(project: Path) -> Tick:
     """Evaluate the wired sensor once with a cursor: (run requests, new cursor)."""
     # Partitioned run requests are resolved against the repository, so the context needs it.
-    repo = build_defs(params_file).get_repository_def()
+    repo = build_defs(project).get_repository_def()
     sensor = repo.get_sensor_def("source_change_sensor")
     assert sensor.job_name == "ingest_job"
 
