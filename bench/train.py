@@ -61,6 +61,7 @@ def fit(plan: Plan, config: RunConfig, private: bool) -> tuple[TrainResult, obje
     texts, units = training_texts(plan, config.privacy_unit)
     _, task = build_model(config.model, config.model_kwargs)
     items, _ = build_items(texts, units, task, config.max_examples_per_unit)
+    torch.manual_seed(config.dp.seed)  # same initial weights for every run, as execute() does
     model, task = build_model(config.model, config.model_kwargs)
     start = time.perf_counter()
     result = train(items, model, task, config.dp, private=private)
