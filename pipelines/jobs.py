@@ -21,6 +21,11 @@ def curate_job() -> AssetJob:
     )
 
 
+def rescreen_job() -> AssetJob:
+    """The screen stage alone: what the hash-list sensor runs when a list changes."""
+    return dg.define_asset_job("rescreen_job", selection=dg.AssetSelection.assets("screen"))
+
+
 def nightly_full_run(job: AssetJob, source_ids: list[str]) -> dg.ScheduleDefinition:
     @dg.schedule(
         name="nightly_full_run",

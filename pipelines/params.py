@@ -45,6 +45,19 @@ class Ingest(Section):
     max_record_bytes: int = Field(1_000_000, ge=1)
 
 
+class Screen(Section):
+    """Known-harmful hash screening: where the lists are, and how near an image hash must be."""
+
+    hashlists_dir: str = "data/hashlists"
+    # Hashes (never content) of every record ever screened, so a re-screen after a list
+    # changes need not decode the corpus again, and covers records earlier outputs held.
+    hash_cache: str = "data/cache/screen_hashes.parquet"
+    phash_max_distance: int = Field(10, ge=0, le=31)
+    dhash_max_distance: int = Field(8, ge=0, le=31)
+    # A dhash entry with fewer ones (or zeros) than this says only "brighter on one side".
+    dhash_min_minority_bits: int = Field(12, ge=0, le=32)
+
+
 class Source(Section):
     """One corpus, declared by its owner's facts; ``path`` is a file or a folder."""
 
@@ -80,6 +93,7 @@ class Params(Section):
     paths: Paths = Paths()
     policy: Policy = Policy()
     ingest: Ingest = Ingest()
+    screen: Screen = Screen()
     sources: list[Source]
     root: Path = Field(Path("."), exclude=True)
 

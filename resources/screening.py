@@ -272,3 +272,67 @@ def summarize(matches: pl.DataFrame) -> pl.DataFrame:
             *[pl.col(c).first() for c in ["hash_type", "distance", *_ENTRY_COLUMNS]],
         )
     )
+
+
+# -- the hash cache: hashes of every record ever screened, keyed by content-addressed id ------
+
+CACHE_COLUMNS = [
+    "record_id",
+    "kind",
+    SHA256,
+    MD5,
+    SHA256_TEXT,
+    PHASH,
+    DHASH,
+    "phash_oriented",
+    "dhash_oriented",
+]
+
+
+def empty_cache() -> pl.DataFrame:
+    return pl.DataFrame(schema={c: HASH_SCHEMA[c] for c in CACHE_COLUMNS})
+
+
+def read_hash_cache(path: Path) -> pl.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        return empty_cache()
+    return (
+        pl.read_parquet(path).select(CACHE_COLUMNS).cast({c: HASH_SCHEMA[c] for c in CACHE_COLUMNS})
+    )
+
+
+def write_hash_cache(cache: pl.DataFrame, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    cache.write_parquet(tmp)
+    tmp.replace(path)
+
+
+def hash_with_cache(
+    records: pl.DataFrame, cache: pl.DataFrame, base_dir: Path | None = None
+) -> pl.DataFrame:
+    """hash_records for every occurrence, decoding only records the cache does not hold.
+
+    record_id is a hash of the content, so a cached row is the same content's hashes.
+    """
+    located = records.select("record_id", "source_id", "source_key", "kind", "image_path")
+    missing = records.filter(~pl.col("record_id").is_in(cache["record_id"].implode()))
+    fresh = hash_records(missing.unique("record_id", keep="first", maintain_order=True), base_dir)
+    by_id = pl.concat(
+        [
+            cache.filter(pl.col("record_id").is_in(records["record_id"].implode())).with_columns(
+                pl.lit(None, dtype=pl.String()).alias("hash_error")
+            ),
+            fresh.select([*CACHE_COLUMNS, "hash_error"]),
+        ]
+    ).unique("record_id", keep="first")
+    joined = located.join(by_id.drop("kind"), on="record_id", how="left", maintain_order="left")
+    return joined.select(list(HASH_SCHEMA)).cast(HASH_SCHEMA)
+
+
+def merge_cache(cache: pl.DataFrame, hashes: pl.DataFrame) -> pl.DataFrame:
+    """The cache plus every successfully hashed record it lacked."""
+    good = hashes.filter(pl.col("hash_error").is_null()).select(CACHE_COLUMNS)
+    return pl.concat([cache, good]).unique("record_id", keep="first", maintain_order=True)
