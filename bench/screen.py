@@ -176,6 +176,9 @@ def robustness() -> None:
         thresholds = ", ".join(f"{t} <= {d}" for t, d in DEFAULT_MAX_DISTANCE.items())
         print(f"robustness: {len(items)} distinct photographs from skimage.data")
         print(f"  ({len(PHOTOS)} whole, the rest quadrants); thresholds {thresholds} bits;")
+        for hash_type in (PHASH, DHASH):
+            nearest = _nearest_distinct(listed, hash_type)
+            print(f"  nearest two distinct photographs, any orientation: {hash_type} d = {nearest}")
         gated = screener.low_information.height
         print(f"  {gated} dhash entries too uniform to match (gated; they count as dhash misses)")
         header = f"  {'transform':16s} {'phash recall':>12s} {'FP':>3s} {'dhash recall':>12s}"
@@ -237,6 +240,15 @@ def _dhash_sweep(seen: list[pl.DataFrame], unlisted: pl.DataFrame, items: int) -
             false += kept.filter(~is_own).height
         false += unlisted.filter(pl.col("distance") <= limit).height
         print(f"    d <= {limit}: worst recall {min(recalls):.3f}, false positives {false}")
+
+
+def _nearest_distinct(hashes: pl.DataFrame, hash_type: str) -> int:
+    """The smallest distance between two different photographs (one of them turned)."""
+    plain = hashes[hash_type].str.to_integer(base=16, dtype=pl.UInt64).to_numpy()
+    oriented = np.array(hashes[f"{hash_type}_oriented"].to_list(), dtype=np.uint64)
+    distances = np.bitwise_count(oriented[:, :, None] ^ plain[None, None, :]).min(axis=1)
+    np.fill_diagonal(distances, 64)
+    return int(distances.min())
 
 
 def _odd_columns_mask() -> int:
