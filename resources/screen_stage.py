@@ -23,6 +23,7 @@ from resources.reasons import Reason
 from resources.records import IMAGE
 from resources.screening import (
     CACHE_COLUMNS,
+    CHANGED,
     Screener,
     hash_with_cache,
     merge_cache,
@@ -178,13 +179,17 @@ def _drops(records: pl.DataFrame, hashes: pl.DataFrame, matches: pl.DataFrame) -
     unhashable = hashes.filter(
         pl.col("hash_error").is_not_null() & ~pl.col("record_id").is_in(best["record_id"].implode())
     )
+    changed = pl.col("hash_error") == CHANGED
     unreadable_rows = unhashable.select(
         "record_id",
         "source_id",
         "source_key",
-        pl.lit(str(Reason.UNREADABLE)).alias("reason"),
+        pl.when(changed)
+        .then(pl.lit(str(Reason.CONTENT_CHANGED)))
+        .otherwise(pl.lit(str(Reason.UNREADABLE)))
+        .alias("reason"),
         pl.Series(
-            [evidence(detail=f"screen cannot hash it ({e})") for e in unhashable["hash_error"]],
+            [evidence(detail=f"held back at screen: {e}") for e in unhashable["hash_error"]],
             dtype=pl.String(),
         ).alias("evidence"),
     )

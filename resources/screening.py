@@ -17,6 +17,7 @@ is reported in ``hash_error`` so the caller can hold it back rather than pass it
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from resources.hashlists import (
 )
 from resources.normalize import normalized_sha256
 from resources.perceptual import ORIENTATIONS, oriented_hashes
-from resources.records import IMAGE, TEXT
+from resources.records import IMAGE, TEXT, record_id
 
 DEFAULT_MAX_DISTANCE: dict[str, int] = {PHASH: 10, DHASH: 8}
 # A dhash is 64 "is the next pixel brighter" bits. An image lit brighter on one side (sky,
@@ -98,7 +99,10 @@ def _content_bytes(row: dict, base_dir: Path | None) -> bytes:
     return path.read_bytes()
 
 
-def _hash_one(row: dict, base_dir: Path | None) -> dict:
+CHANGED = "changed: the file's bytes no longer hash to the record_id ingest gave it"
+
+
+def _hash_one(row: dict, base_dir: Path | None, verify_ids: bool) -> dict:
     out = {key: row.get(key) for key in ("record_id", "source_id", "source_key", "kind")}
     out["image_path"] = row.get("image_path")
     out.update({SHA256: None, MD5: None, SHA256_TEXT: None, PHASH: None, DHASH: None})
@@ -112,28 +116,32 @@ def _hash_one(row: dict, base_dir: Path | None) -> dict:
     out[MD5] = hashlib.md5(content, usedforsecurity=False).hexdigest()
     if row["kind"] == TEXT:
         out[SHA256_TEXT] = normalized_sha256(row["text"])
-    elif row["kind"] == IMAGE:
-        try:
-            with Image.open(_open_path(row, base_dir)) as image:
-                oriented = oriented_hashes(image)
-        except (OSError, ValueError, Image.DecompressionBombError) as error:
-            out["hash_error"] = f"decode: {type(error).__name__}"
-            return out
-        out["phash_oriented"] = list(oriented.phash)
-        out["dhash_oriented"] = list(oriented.dhash)
-        out[PHASH] = f"{oriented.phash[0]:016x}"
-        out[DHASH] = f"{oriented.dhash[0]:016x}"
+        return out
+    # An image is a path: its file can change after ingest. Hash what is there now (so a
+    # harmful replacement still matches) but flag it, so it is held back, not passed.
+    if verify_ids and record_id(IMAGE, content) != row["record_id"]:
+        out["hash_error"] = CHANGED
+    try:
+        with Image.open(io.BytesIO(content)) as image:
+            oriented = oriented_hashes(image)
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        out["hash_error"] = f"decode: {type(error).__name__}"
+        return out
+    out["phash_oriented"] = list(oriented.phash)
+    out["dhash_oriented"] = list(oriented.dhash)
+    out[PHASH] = f"{oriented.phash[0]:016x}"
+    out[DHASH] = f"{oriented.dhash[0]:016x}"
     return out
 
 
-def _open_path(row: dict, base_dir: Path | None) -> Path:
-    path = Path(row["image_path"])
-    return base_dir / path if base_dir is not None and not path.is_absolute() else path
+def hash_records(
+    records: pl.DataFrame, base_dir: Path | None = None, verify_ids: bool = True
+) -> pl.DataFrame:
+    """Every hash a list can name, for each record (HASH_SCHEMA). Never the content.
 
-
-def hash_records(records: pl.DataFrame, base_dir: Path | None = None) -> pl.DataFrame:
-    """Every hash a list can name, for each record (HASH_SCHEMA). Never the content."""
-    rows = [_hash_one(row, base_dir) for row in records.iter_rows(named=True)]
+    With verify_ids, an image whose bytes do not hash to its record_id gets hash_error CHANGED.
+    """
+    rows = [_hash_one(row, base_dir, verify_ids) for row in records.iter_rows(named=True)]
     return pl.DataFrame(rows, schema=HASH_SCHEMA)
 
 
@@ -315,21 +323,41 @@ def hash_with_cache(
 ) -> pl.DataFrame:
     """hash_records for every occurrence, decoding only records the cache does not hold.
 
-    record_id is a hash of the content, so a cached row is the same content's hashes.
+    record_id is a hash of the content, so a cached row is the same content's hashes. An image
+    file is still read and checked against its record_id (cheap next to decoding): one that
+    changed since ingest is hashed afresh and flagged.
     """
-    located = records.select("record_id", "source_id", "source_key", "kind", "image_path")
-    missing = records.filter(~pl.col("record_id").is_in(cache["record_id"].implode()))
-    fresh = hash_records(missing.unique("record_id", keep="first", maintain_order=True), base_dir)
+    cached = pl.col("record_id").is_in(cache["record_id"].implode())
+    suspects = records.filter(cached & (pl.col("kind") == IMAGE))
+    changed = pl.Series([not _unchanged(r, base_dir) for r in suspects.iter_rows(named=True)])
+    stale = suspects.filter(changed) if suspects.height else suspects
+    rest = records.join(stale, on=["source_id", "source_key"], how="anti")
+    missing = rest.filter(~cached).unique("record_id", keep="first", maintain_order=True)
+    fresh = hash_records(missing, base_dir)
     by_id = pl.concat(
         [
-            cache.filter(pl.col("record_id").is_in(records["record_id"].implode())).with_columns(
+            cache.filter(pl.col("record_id").is_in(rest["record_id"].implode())).with_columns(
                 pl.lit(None, dtype=pl.String()).alias("hash_error")
             ),
             fresh.select([*CACHE_COLUMNS, "hash_error"]),
         ]
     ).unique("record_id", keep="first")
-    joined = located.join(by_id.drop("kind"), on="record_id", how="left", maintain_order="left")
-    return joined.select(list(HASH_SCHEMA)).cast(HASH_SCHEMA)
+    located = rest.select("record_id", "source_id", "source_key", "kind", "image_path")
+    joined = located.join(by_id.drop("kind"), on="record_id", how="left")
+    hashed = pl.concat(
+        [joined.select(list(HASH_SCHEMA)).cast(HASH_SCHEMA), hash_records(stale, base_dir)]
+    )
+    order = records.select("source_id", "source_key")
+    return order.join(
+        hashed, on=["source_id", "source_key"], how="left", maintain_order="left"
+    ).select(list(HASH_SCHEMA))
+
+
+def _unchanged(row: dict, base_dir: Path | None) -> bool:
+    try:
+        return record_id(IMAGE, _content_bytes(row, base_dir)) == row["record_id"]
+    except (OSError, TypeError, AttributeError):
+        return False
 
 
 def merge_cache(cache: pl.DataFrame, hashes: pl.DataFrame) -> pl.DataFrame:

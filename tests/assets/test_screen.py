@@ -251,11 +251,14 @@ def test_blocking_check_fails_when_the_output_holds_a_listed_record(project, ins
 
 def test_an_image_that_cannot_be_read_at_screen_is_dropped_not_passed(project, instance):
     ingest = _ingest(project, instance)
-    (project.parent / "data" / "raw" / "images" / "coffee.png").write_bytes(b"not an image")
+    images = project.parent / "data" / "raw" / "images"
+    (images / "coffee.png").write_bytes(b"not an image")
+    Image.open(DATA / "moon.png").save(images / "camera.png")  # decodable, but not what ingest saw
     result = _screen(project, ingest, instance)
     assert result.success
     drops = _ledger(project).query("SELECT source_key, reason FROM drops WHERE stage = 'screen'")
     assert ("coffee.png", "unreadable") in drops.rows()
+    assert ("camera.png", "content_changed") in drops.rows()
 
 
 def test_incidents_command_prints_one_json_document(project, instance):

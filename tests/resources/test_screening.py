@@ -9,16 +9,33 @@ from PIL import Image
 from resources.hashlists import load_lists
 from resources.normalize import normalized_sha256
 from resources.perceptual import dhash, phash
-from resources.records import RECORD_SCHEMA, text_record_id
-from resources.screening import DEFAULT_MAX_DISTANCE, Screener, hash_records, summarize
+from resources.records import IMAGE, RECORD_SCHEMA, record_id, text_record_id
+from resources.screening import (
+    CHANGED,
+    DEFAULT_MAX_DISTANCE,
+    Screener,
+    empty_cache,
+    hash_records,
+    hash_with_cache,
+    merge_cache,
+    summarize,
+)
 
 DATA = Path(skimage.data.__file__).parent
+
+
+def _id(row: dict, i: int) -> str:
+    """The record_id ingest would give: of the file's bytes for an image that exists."""
+    path = Path(row["image_path"]) if row.get("image_path") else None
+    if path is not None and path.is_file():
+        return record_id(IMAGE, path.read_bytes())
+    return f"r{i}"
 
 
 def _records(rows: list[dict]) -> pl.DataFrame:
     full = [
         {
-            "record_id": row.get("record_id") or f"r{i}",
+            "record_id": row.get("record_id") or _id(row, i),
             "source_id": "src",
             "source_key": row.get("source_key", f"item-{i}"),
             "kind": row["kind"],
@@ -67,13 +84,13 @@ def test_each_exact_hash_type_matches_and_nothing_else_does(tmp_path):
     )
     matches = _screen(tmp_path, rows, records)
     got = sorted(
-        zip(matches["record_id"], matches["hash_type"], matches["entry_label"], strict=True)
+        zip(matches["source_key"], matches["hash_type"], matches["entry_label"], strict=True)
     )
     assert got == [
-        ("r0", "sha256", "cam-bytes"),
-        ("r1", "md5", "coffee-bytes"),
-        ("r2", "sha256_text", "bad-text"),
-        ("r3", "sha256", "raw-text"),
+        ("item-0", "sha256", "cam-bytes"),
+        ("item-1", "md5", "coffee-bytes"),
+        ("item-2", "sha256_text", "bad-text"),
+        ("item-3", "sha256", "raw-text"),
     ]
     assert set(matches["distance"]) == {0}
 
@@ -88,7 +105,7 @@ def test_perceptual_types_match_a_resized_reencoded_copy(tmp_path, hash_type):
         [{"kind": "image", "image_path": copy}, {"kind": "image", "image_path": other}]
     )
     matches = _screen(tmp_path, [f"{listed:016x},{hash_type},astro"], records)
-    assert matches["record_id"].to_list() == ["r0"]
+    assert matches["source_key"].to_list() == ["item-0"]
     assert matches["hash_type"].to_list() == [hash_type]
     assert 0 <= matches["distance"][0] <= DEFAULT_MAX_DISTANCE[hash_type]
 
@@ -163,7 +180,8 @@ def test_uniform_dhash_entries_are_not_matched_but_reported(tmp_path):
 
 def test_relative_image_paths_resolve_against_base_dir(tmp_path):
     path = _image(tmp_path, "coins.png")
-    records = _records([{"kind": "image", "image_path": path.name}])
+    ident = record_id(IMAGE, path.read_bytes())
+    records = _records([{"kind": "image", "image_path": path.name, "record_id": ident}])
     hashes = hash_records(records, base_dir=tmp_path)
     assert hashes["hash_error"][0] is None
     assert hashes["phash"][0] == f"{phash(Image.open(path)):016x}"
@@ -189,3 +207,15 @@ def test_summarize_keeps_the_closest_match_per_record(tmp_path):
     assert summary.height == 1
     assert summary.row(0, named=True)["entries_matched"] == 2
     assert summary.row(0, named=True)["entry_label"] == "near"
+
+
+def test_an_image_changed_since_ingest_is_flagged_and_still_matched(tmp_path):
+    path = _image(tmp_path, "camera.png")
+    records = _records([{"kind": "image", "image_path": path}])
+    cache = merge_cache(empty_cache(), hash_records(records))
+    assert hash_with_cache(records, cache)["hash_error"].to_list() == [None]
+    # Same path, other bytes: a listed picture swapped in after ingest.
+    Image.open(DATA / "astronaut.png").save(path)
+    for hashes in (hash_records(records), hash_with_cache(records, cache)):
+        assert hashes["hash_error"].to_list() == [CHANGED]
+        assert hashes["phash"][0] == f"{phash(Image.open(DATA / 'astronaut.png')):016x}"
