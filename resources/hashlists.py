@@ -223,7 +223,13 @@ def load_list(path: Path) -> HashList:
 
 
 def load_lists(directory: Path) -> list[HashList]:
-    """Every list in the directory, in file name order. Two lists may not share a name."""
+    """Every list in the directory, in file name order. Two lists may not share a name.
+
+    A missing directory raises (a typo in params.yaml must not screen against nothing); an
+    existing empty one is a deliberate "no lists".
+    """
+    if not Path(directory).is_dir():
+        raise HashListError(f"hash list directory {directory} does not exist")
     lists = [load_list(path) for path in list_files(directory)]
     names = [hash_list.name for hash_list in lists]
     duplicates = sorted({name for name in names if names.count(name) > 1})

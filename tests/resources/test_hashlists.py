@@ -117,3 +117,9 @@ def test_fingerprint_changes_with_the_list_or_its_sidecar(tmp_path):
     third = directory_fingerprint(tmp_path)
     assert len({first["demo.csv"], second["demo.csv"], third["demo.csv"]}) == 3
     assert directory_fingerprint(tmp_path / "missing") == {}
+
+
+def test_a_missing_directory_raises_and_an_empty_one_is_no_lists(tmp_path):
+    with pytest.raises(HashListError, match="does not exist"):
+        load_lists(tmp_path / "missing")
+    assert load_lists(tmp_path) == []
