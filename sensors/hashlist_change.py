@@ -11,6 +11,7 @@ import hashlib
 import json
 
 import dagster as dg
+import duckdb
 from dagster._core.definitions.unresolved_asset_job_definition import (
     UnresolvedAssetJobDefinition as AssetJob,
 )
@@ -35,10 +36,13 @@ def lists_differ_from_last_screen(params: Params) -> bool | None:
     None when no screen run is in the ledger (then there is nothing to re-screen)."""
     if not params.ledger_path.exists():
         return None
-    used = Ledger(params.ledger_path).query(
-        "SELECT sha256 FROM hash_lists WHERE run_id = (SELECT run_id FROM hash_lists"
-        " ORDER BY entry_seq DESC LIMIT 1)"
-    )
+    try:
+        used = Ledger(params.ledger_path).query(
+            "SELECT sha256 FROM hash_lists WHERE run_id = (SELECT run_id FROM hash_lists"
+            " ORDER BY entry_seq DESC LIMIT 1)"
+        )
+    except duckdb.CatalogException:  # a ledger written before the screen stage existed
+        return None
     if used.is_empty():
         return None
     on_disk = {file_sha256(p) for p in list_files(params.resolve(params.screen.hashlists_dir))}
