@@ -192,6 +192,10 @@ def test_sensor_rescreens_and_raises_a_retroactive_incident(project, instance):
         "SELECT path, sha256 FROM artifacts WHERE stage = 'screen' AND source_id = 'texts'"
     ).row(0, named=True)
 
+    # A later stage built something from that output (train has no stage here: a ledger row).
+    model = {"path": "data/train/model.pt", "sha256": "ab" * 32, "size_bytes": 1, "stage": "train"}
+    ledger.append("artifacts", [model], run_id="train-run")
+
     job = dg.define_asset_job("rescreen_job", selection=[screen])
     sensor = build_hashlist_sensor(job, str(project))
     tick = sensor(dg.build_sensor_context(instance=instance))
@@ -218,7 +222,8 @@ def test_sensor_rescreens_and_raises_a_retroactive_incident(project, instance):
             "sha256": passed["sha256"],
             "stage": "screen",
             "run_id": first.run_id,
-        }
+        },
+        {**{k: model[k] for k in ("path", "sha256", "stage")}, "run_id": "train-run"},
     ]
     out = read_stage(params.data_dir, "screen")
     assert "t7" not in out["source_key"].to_list()
