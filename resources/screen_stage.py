@@ -80,10 +80,12 @@ def screen_stage(
     cache = read_hash_cache(settings.cache_path)
     hashes = hash_with_cache(records, cache)
     cache = merge_cache(cache, hashes)
-    # Everything ever screened, once per record: current records and those only the cache
-    # remembers (earlier outputs), so a grown list reaches both.
-    unhashed = hashes.filter(pl.col("hash_error").is_not_null()).select(CACHE_COLUMNS)
-    everything = pl.concat([cache, unhashed]).unique("record_id", maintain_order=True)
+    # Everything ever screened, once per record: current records (as their files are now, so a
+    # swapped-in harmful file still matches) and those only the cache remembers (earlier
+    # outputs), so a grown list reaches both.
+    current = hashes.select(CACHE_COLUMNS)
+    remembered = cache.filter(~pl.col("record_id").is_in(current["record_id"].implode()))
+    everything = pl.concat([current, remembered]).unique("record_id", maintain_order=True)
     no_location = pl.lit(None, dtype=pl.String())
     matches = screener.match(everything.with_columns(source_id=no_location, source_key=no_location))
     matched_ids = matches["record_id"].unique()

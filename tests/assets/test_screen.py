@@ -51,7 +51,7 @@ def project(tmp_path: Path) -> Path:
     (raw / "images").mkdir(parents=True)
     (tmp_path / "data" / "hashlists").mkdir()
     _write_texts(raw / "texts.jsonl", [*PLAIN, LISTED_TEXT, LATER_TEXT])
-    for name in ("camera.png", "coffee.png"):
+    for name in ("camera.png", "coffee.png", "moon.png"):
         Image.open(DATA / name).convert("RGB").save(raw / "images" / name)
     # A resized, re-encoded copy of a listed image.
     astronaut = Image.open(DATA / "astronaut.png").convert("RGB").resize((160, 160))
@@ -111,7 +111,7 @@ def test_screen_drops_matches_and_records_incidents(project, instance):
     params = load_params(project)
     out = read_stage(params.data_dir, "screen")
     assert sorted(out["source_key"]) == sorted(
-        [f"t{i}" for i in range(len(PLAIN))] + ["t7", "camera.png", "coffee.png"]
+        [f"t{i}" for i in range(len(PLAIN))] + ["t7", "camera.png", "coffee.png", "moon.png"]
     )
     ledger = _ledger(project)
     drops = ledger.query("SELECT source_key, reason, evidence FROM drops WHERE stage = 'screen'")
@@ -258,12 +258,20 @@ def test_an_image_that_cannot_be_read_at_screen_is_dropped_not_passed(project, i
     ingest = _ingest(project, instance)
     images = project.parent / "data" / "raw" / "images"
     (images / "coffee.png").write_bytes(b"not an image")
-    Image.open(DATA / "moon.png").save(images / "camera.png")  # decodable, but not what ingest saw
+    # Decodable, but not what ingest saw: held back; and if what is there now is listed, it
+    # is a harmful match like any other.
+    Image.open(DATA / "camera.png").save(images / "moon.png")
+    Image.open(DATA / "astronaut.png").save(images / "camera.png")
     result = _screen(project, ingest, instance)
     assert result.success
     drops = _ledger(project).query("SELECT source_key, reason FROM drops WHERE stage = 'screen'")
-    assert ("coffee.png", "unreadable") in drops.rows()
-    assert ("camera.png", "content_changed") in drops.rows()
+    assert sorted(drops.rows()) == [
+        ("astronaut-small.jpg", "harmful_hash_match"),
+        ("camera.png", "harmful_hash_match"),
+        ("coffee.png", "unreadable"),
+        ("moon.png", "content_changed"),
+        ("t6", "harmful_hash_match"),
+    ]
 
 
 def test_incidents_command_prints_one_json_document(project, instance):
