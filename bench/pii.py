@@ -15,16 +15,16 @@ import os
 
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
-import argparse  # noqa: E402
-import math  # noqa: E402
-import random  # noqa: E402
-import time  # noqa: E402
-from collections import defaultdict  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+import argparse
+import math
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass
 
-from faker import Faker  # noqa: E402
+from faker import Faker
 
-from resources.pii import PiiConfig, Span, scrub_texts  # noqa: E402
+from resources.pii import PiiConfig, Span, scrub_texts
 
 LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL")
 # Names from locales the gazetteer does not read: the honest recall of the name recognizer.
@@ -86,9 +86,7 @@ def _value(fake: Faker, us: Faker, rng: random.Random, entity: str) -> str:
     return fake.url()
 
 
-def make_eval_set(
-    n_docs: int, seed: int = 0, locales: tuple[str, ...] = LOCALES
-) -> list[Doc]:
+def make_eval_set(n_docs: int, seed: int = 0, locales: tuple[str, ...] = LOCALES) -> list[Doc]:
     """n_docs labelled docs of 100 B to 20 KB; about one entity per 400 bytes."""
     rng = random.Random(seed)
     fakers = {}
@@ -96,9 +94,7 @@ def make_eval_set(
         fakers[loc] = Faker(loc)
         fakers[loc].seed_instance(rng.randrange(2**32))
     us = fakers.get("en_US") or Faker("en_US")
-    pools = {
-        loc: [f.sentence(nb_words=12) for _ in range(1500)] for loc, f in fakers.items()
-    }
+    pools = {loc: [f.sentence(nb_words=12) for _ in range(1500)] for loc, f in fakers.items()}
     entities = list(CONTEXT)
     docs = []
     for _ in range(n_docs):
@@ -148,9 +144,7 @@ def held_out_names(n: int, seed: int = 1) -> list[Doc]:
 # --------------------------------------------------------------------------- scoring
 
 
-def score(
-    docs: list[Doc], predictions: list[list[Span]]
-) -> dict[str, dict[str, float]]:
+def score(docs: list[Doc], predictions: list[list[Span]]) -> dict[str, dict[str, float]]:
     """Per entity type: support, precision, recall (see the module docstring)."""
     tp_gold: dict[str, int] = defaultdict(int)
     n_gold: dict[str, int] = defaultdict(int)
@@ -178,12 +172,8 @@ def score(
         out[entity] = {
             "support": n_gold[entity],
             "predicted": n_pred[entity],
-            "precision": tp_pred[entity] / n_pred[entity]
-            if n_pred[entity]
-            else float("nan"),
-            "recall": tp_gold[entity] / n_gold[entity]
-            if n_gold[entity]
-            else float("nan"),
+            "precision": tp_pred[entity] / n_pred[entity] if n_pred[entity] else float("nan"),
+            "recall": tp_gold[entity] / n_gold[entity] if n_gold[entity] else float("nan"),
         }
     return out
 
@@ -222,7 +212,7 @@ def run_assay(texts: list[str], workers: int) -> tuple[float, list[list[Span]]]:
 
 
 def _fmt(x: float) -> str:
-    return "  -  " if x != x else f"{x:.3f}"
+    return "  -  " if math.isnan(x) else f"{x:.3f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,23 +241,14 @@ def main(argv: list[str] | None = None) -> int:
         return f"{name:<34} {secs:8.1f} s {len(texts) / secs:9.1f} docs/s {mb / secs:7.2f} MB/s"
 
     print(line("presidio plain loop (1 process)", base_s))
-    print(
-        line(f"assay scrub ({args.workers} workers)", ours_s)
-        + f"   x{base_s / ours_s:.1f}"
-    )
+    print(line(f"assay scrub ({args.workers} workers)", ours_s) + f"   x{base_s / ours_s:.1f}")
     print(line("assay scrub (1 worker)", one_s) + f"   x{base_s / one_s:.1f}")
 
     base_m, ours_m = score(docs, base_pred), score(docs, ours_pred)
-    print(
-        f"\n{'entity':<18}{'support':>8} | {'presidio P':>10} {'R':>6} | {'assay P':>8} {'R':>6}"
-    )
+    print(f"\n{'entity':<18}{'support':>8} | {'presidio P':>10} {'R':>6} | {'assay P':>8} {'R':>6}")
     for entity in sorted(set(base_m) | set(ours_m)):
-        b = base_m.get(
-            entity, {"precision": float("nan"), "recall": float("nan"), "support": 0}
-        )
-        o = ours_m.get(
-            entity, {"precision": float("nan"), "recall": float("nan"), "support": 0}
-        )
+        b = base_m.get(entity, {"precision": float("nan"), "recall": float("nan"), "support": 0})
+        o = ours_m.get(entity, {"precision": float("nan"), "recall": float("nan"), "support": 0})
         support = max(b["support"], o["support"])
         print(
             f"{entity:<18}{support:>8} | {_fmt(b['precision']):>10} {_fmt(b['recall']):>6} |"

@@ -54,9 +54,7 @@ _CAP = r"\p{Lu}\p{Ll}+(?:[-'’]\p{Lu}?\p{Ll}+)?"
 _PARTICLE = r"(?i:van|von|de|der|den|da|di|del|della|du|la|le|ten|ter|dos|das|do|y|zu)"
 _WORD = rf"(?:\p{{Lu}}\.|(?:{_PARTICLE} ){{0,2}}{_CAP})"
 # Two to four name-shaped words joined by single spaces, not glued to other letters or digits.
-_SEQUENCE = regex.compile(
-    rf"(?<![\p{{L}}\p{{N}}]){_CAP}(?: {_WORD}){{1,3}}(?![\p{{L}}\p{{N}}])"
-)
+_SEQUENCE = regex.compile(rf"(?<![\p{{L}}\p{{N}}]){_CAP}(?: {_WORD}){{1,3}}(?![\p{{L}}\p{{N}}])")
 _TITLE = regex.compile(
     rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Herr|Frau|Mme|Mlle|Sr|Sra|Sig|Dott)\.? "
     rf"({_CAP}(?: {_CAP})?)(?![\p{{L}}\p{{N}}])"
@@ -102,9 +100,7 @@ class PersonNameRecognizer(EntityRecognizer):
         self.first, self.last = gazetteer(self._locales)
         self._stop = {w.capitalize() for w in STOP_WORDS}
 
-    def analyze(
-        self, text: str, entities: list[str], nlp_artifacts=None
-    ) -> list[RecognizerResult]:
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
         results: list[RecognizerResult] = []
         for m in _SEQUENCE.finditer(text):
             results.extend(self._from_sequence(m.group(), m.start()))
@@ -114,14 +110,10 @@ class PersonNameRecognizer(EntityRecognizer):
         return results
 
     def _is_first(self, word: str) -> bool:
-        return word in self.first or (
-            "-" in word and all(p in self.first for p in word.split("-"))
-        )
+        return word in self.first or ("-" in word and all(p in self.first for p in word.split("-")))
 
     def _is_last(self, word: str) -> bool:
-        return word in self.last or (
-            "-" in word and any(p in self.last for p in word.split("-"))
-        )
+        return word in self.last or ("-" in word and any(p in self.last for p in word.split("-")))
 
     def _from_sequence(self, seq: str, offset: int) -> list[RecognizerResult]:
         words = [(w.start(), w.end(), w.group()) for w in _SPLIT.finditer(seq)]

@@ -17,29 +17,29 @@ import os
 # tldextract reads this when it is first imported; empty means "bundled snapshot only".
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
-import bisect  # noqa: E402
-import hashlib  # noqa: E402
-import hmac  # noqa: E402
-import logging  # noqa: E402
-import multiprocessing  # noqa: E402
-import re  # noqa: E402
-from collections import Counter  # noqa: E402
-from collections.abc import Iterable, Iterator, Sequence  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from typing import Literal  # noqa: E402
+import bisect
+import hashlib
+import hmac
+import logging
+import multiprocessing
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
 
-import presidio_analyzer.predefined_recognizers as predefined  # noqa: E402
-from presidio_analyzer import (  # noqa: E402
+import presidio_analyzer.predefined_recognizers as predefined
+from presidio_analyzer import (
     AnalyzerEngine,
     EntityRecognizer,
     PatternRecognizer,
     RecognizerRegistry,
 )
-from presidio_analyzer.nlp_engine import NlpEngineProvider  # noqa: E402
-from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
+from presidio_analyzer.nlp_engine import NlpEngineProvider
+from pydantic import BaseModel, ConfigDict, Field
 
-from resources.person_names import PersonNameRecognizer  # noqa: E402
-from resources.pii_recognizers import (  # noqa: E402
+from resources.person_names import PersonNameRecognizer
+from resources.pii_recognizers import (
     TRIGGERS,
     CardRecognizer,
     FastPhoneRecognizer,
@@ -151,6 +151,8 @@ class Span:
     end: int
     entity_type: str
     score: float
+    confirmed: bool = False
+    """A context word stood before it; wins ties against unconfirmed spans."""
 
 
 @dataclass
@@ -204,9 +206,7 @@ def build_recognizers(config: PiiConfig) -> list[EntityRecognizer]:
     if "PERSON" in config.entities and not config.spacy_model:
         recs.append(PersonNameRecognizer())
     for spec in config.custom_recognizers:
-        recs.append(
-            custom_recognizer(spec.entity, spec.patterns, spec.deny_list, spec.context)
-        )
+        recs.append(custom_recognizer(spec.entity, spec.patterns, spec.deny_list, spec.context))
     missing = set(config.entities) - {e for r in recs for e in r.supported_entities}
     if config.spacy_model:
         missing -= {"PERSON", "LOCATION", "ORGANIZATION", "NRP"}
@@ -225,9 +225,7 @@ def build_nlp_engine(spacy_model: str | None):
         import spacy.util
 
         if not spacy.util.is_package(spacy_model):
-            raise RuntimeError(
-                f"spaCy model {spacy_model!r} is not installed (not downloading)"
-            )
+            raise RuntimeError(f"spaCy model {spacy_model!r} is not installed (not downloading)")
         conf = {
             "nlp_engine_name": "spacy",
             "models": [{"lang_code": "en", "model_name": spacy_model}],
@@ -342,11 +340,12 @@ def resolve(spans: Iterable[Span]) -> list[Span]:
                 max(last.end, s.end),
                 s.entity_type,
                 max(last.score, s.score),
+                last.confirmed or s.confirmed,
             )
         else:
             group.append(s)
     merged = [s for group in by_type.values() for s in group]
-    merged.sort(key=lambda s: (-s.score, s.start - s.end, s.start))
+    merged.sort(key=lambda s: (-s.score, not s.confirmed, s.start - s.end, s.start))
     taken: list[tuple[int, int]] = []  # sorted, disjoint
     kept: list[Span] = []
     for s in merged:
@@ -378,13 +377,9 @@ class Detector:
         self.analyzer = AnalyzerEngine(
             registry=registry, nlp_engine=self.nlp_engine, supported_languages=["en"]
         )
-        self._empty = (
-            self.nlp_engine.process_text("", "en") if not config.spacy_model else None
-        )
+        self._empty = self.nlp_engine.process_text("", "en") if not config.spacy_model else None
         self._context = {id(r): _context_regex(r.context) for r in self.recognizers}
-        self._plan = [
-            (r, _trigger_for(r) if config.prefilter else None) for r in self.recognizers
-        ]
+        self._plan = [(r, _trigger_for(r) if config.prefilter else None) for r in self.recognizers]
 
     def detect(self, text: str) -> list[Span]:
         """Resolved, thresholded spans of the configured entities."""
@@ -408,56 +403,43 @@ class Detector:
     def analyze_plain(self, text: str) -> list[Span]:
         """Presidio's own AnalyzerEngine over the whole text (chunked), no prefilter."""
         raw = []
-        for offset, piece in chunks(
-            text, self.config.chunk_size, self.config.chunk_overlap
-        ):
+        for offset, piece in chunks(text, self.config.chunk_size, self.config.chunk_overlap):
             for r in self.analyzer.analyze(
                 piece,
                 language="en",
                 entities=list(self.config.entities),
                 score_threshold=self.config.score_threshold,
             ):
-                raw.append(
-                    Span(offset + r.start, offset + r.end, r.entity_type, r.score)
-                )
+                raw.append(Span(offset + r.start, offset + r.end, r.entity_type, r.score))
         return resolve(raw)
 
     def _run(self, rec: EntityRecognizer, text: str, view: _Compacted) -> list[Span]:
         out = []
         threshold = self.config.score_threshold
         ctx = self._context[id(rec)]
-        for offset, piece in chunks(
-            view.text, self.config.chunk_size, self.config.chunk_overlap
-        ):
+        for offset, piece in chunks(view.text, self.config.chunk_size, self.config.chunk_overlap):
             for r in rec.analyze(piece, rec.supported_entities, self._empty):
                 start = view.to_original(offset + r.start)
                 end = start + (r.end - r.start)
-                score = r.score
+                score, confirmed = r.score, False
                 if ctx is not None and score < 1.0:
                     before = text[max(0, start - CONTEXT_CHARS) : start].lower()
                     if ctx.search(before):
                         score = max(CONTEXT_FLOOR, min(1.0, score + CONTEXT_BOOST))
+                        confirmed = True
                 if score >= threshold and score > 0:
-                    out.append(Span(start, end, r.entity_type, score))
+                    out.append(Span(start, end, r.entity_type, score, confirmed))
         return out
 
     def _ner_spans(self, text: str) -> list[Span]:
-        ner = [
-            r for r in self.analyzer.registry.recognizers if r not in self.recognizers
-        ]
+        ner = [r for r in self.analyzer.registry.recognizers if r not in self.recognizers]
         out = []
-        for offset, piece in chunks(
-            text, self.config.chunk_size, self.config.chunk_overlap
-        ):
+        for offset, piece in chunks(text, self.config.chunk_size, self.config.chunk_overlap):
             artifacts = self.nlp_engine.process_text(piece, "en")
             for rec in ner:
                 for r in rec.analyze(piece, list(self.config.entities), artifacts):
                     if r.score >= self.config.score_threshold:
-                        out.append(
-                            Span(
-                                offset + r.start, offset + r.end, r.entity_type, r.score
-                            )
-                        )
+                        out.append(Span(offset + r.start, offset + r.end, r.entity_type, r.score))
         return out
 
 
@@ -500,11 +482,7 @@ def apply_operator(value: str, entity_type: str, op: Operator, salt: bytes) -> s
     if op.kind == "redact":
         return ""
     if op.kind == "mask":
-        n = (
-            len(value)
-            if op.chars_to_mask is None
-            else min(op.chars_to_mask, len(value))
-        )
+        n = len(value) if op.chars_to_mask is None else min(op.chars_to_mask, len(value))
         if op.from_end:
             return value[: len(value) - n] + op.masking_char * n
         return op.masking_char * n + value[n:]
@@ -539,9 +517,7 @@ class Scrubber:
         spans = self.detector.detect(text)
         counts = dict(Counter(s.entity_type for s in spans))
         over = len(spans) > self.config.max_entities_per_doc
-        return ScrubResult(
-            anonymize(text, spans, self.config, self.salt), counts, over, spans
-        )
+        return ScrubResult(anonymize(text, spans, self.config, self.salt), counts, over, spans)
 
 
 _worker: Scrubber | None = None
@@ -564,8 +540,7 @@ def scrub_texts(texts: Sequence[str], config: PiiConfig) -> list[ScrubResult]:
         return [scrubber.scrub(t) for t in texts]
     # Large documents first would balance better, but order must hold; small batches suffice.
     batches = [
-        list(texts[i : i + config.batch_size])
-        for i in range(0, len(texts), config.batch_size)
+        list(texts[i : i + config.batch_size]) for i in range(0, len(texts), config.batch_size)
     ]
     ctx = multiprocessing.get_context(config.start_method)
     with ctx.Pool(config.workers, initializer=_init_worker, initargs=(config,)) as pool:

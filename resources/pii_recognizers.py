@@ -64,7 +64,7 @@ def _issuer_ok(digits: str) -> bool:
 class CardRecognizer(CreditCardRecognizer):
     """Cards 12-19 digits long (incl. Mastercard 2-series, JCB 15), issuer and Luhn checked."""
 
-    PATTERNS = [
+    PATTERNS = [  # noqa: RUF012 (Presidio reads it as a class attribute)
         Pattern(
             "Card (issuer + Luhn)",
             r"(?<![\d-])[1-6]\d{3}(?:[ -]?\d){8,15}(?![\d-])",
@@ -81,9 +81,7 @@ class CardRecognizer(CreditCardRecognizer):
 
 
 # The snapshot bundled with tldextract: no fetch of the public suffix list, ever.
-_OFFLINE_TLD = tldextract.TLDExtract(
-    suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True
-)
+_OFFLINE_TLD = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
 
 
 class OfflineEmailRecognizer(EmailRecognizer):
@@ -112,12 +110,10 @@ _PHONE_CANDIDATE = re.compile(
     r"(?:[ ]?(?:x|ext\.?|#)[ ]?\d{1,6})?)(?![\w@])"
 )
 _IPV4_SHAPE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
-_DATE_SHAPE = re.compile(
-    r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}"
-)
+_DATE_SHAPE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
 _EXTENSION = re.compile(r"[ ]?(?:x|ext\.?|#)")
 _SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")
-_PHONE_PUNCT = re.compile(r"^\+|^\(|^00|\d[ ().-]+\d[ ().-]+\d")
+_PHONE_PUNCT = re.compile(r"^\+|^\(|^00|\d[ ().-]+\d")
 
 
 class FastPhoneRecognizer(LocalRecognizer):
@@ -125,15 +121,18 @@ class FastPhoneRecognizer(LocalRecognizer):
 
     Presidio runs PhoneNumberMatcher once per region over the whole text; profiling showed it
     was most of the scan time. Here a regex picks phone-shaped digit runs and each is parsed
-    with the configured regions. A number valid in a region scores 0.5; one only of possible
-    length for a region scores 0.4 when it is written like a phone (leading + or 00,
-    parentheses, grouped digits), since many real numbers are not in libphonenumber's ranges.
+    with the configured regions. Written like a phone (leading + or 00, parentheses, grouped
+    digits), a number valid in a region scores 0.5 and one merely of possible length 0.4, since
+    many real numbers are not in libphonenumber's ranges. A bare valid digit run scores 0.4.
     A run too long for one number (two side by side) falls back to the matcher.
     """
 
-    CONTEXT = PhoneRecognizer.CONTEXT
+    # "number" is left out: it stands beside passport, account and NHS numbers just as often.
+    CONTEXT = [w for w in PhoneRecognizer.CONTEXT if w != "number"] + ["tel", "fax", "call"]
     SCORE_VALID = 0.5
     SCORE_POSSIBLE = 0.4
+    SCORE_BARE = 0.4
+    """A bare digit run valid somewhere; loses ties to context-confirmed entities."""
 
     def __init__(self, regions: tuple[str, ...]) -> None:
         self.regions = tuple(regions)
@@ -155,9 +154,7 @@ class FastPhoneRecognizer(LocalRecognizer):
                 continue
             score = self._score(cand) if digits <= 15 else 0.0
             if score:
-                out.append(
-                    RecognizerResult("PHONE_NUMBER", m.start(1), m.end(1), score)
-                )
+                out.append(RecognizerResult("PHONE_NUMBER", m.start(1), m.end(1), score))
             elif self._may_hold_several(cand):
                 out.extend(self._matcher(cand, m.start(1)))
         return out
@@ -172,6 +169,7 @@ class FastPhoneRecognizer(LocalRecognizer):
         if _SSN_SHAPE.fullmatch(cand):
             return 0.0  # 3-2-4 is how SSNs are written; phonenumbers accepts it for DE
 
+        written_as_phone = _PHONE_PUNCT.search(cand) is not None
         possible = False
         regions = (None,) if cand.startswith("+") else self.regions
         for region in regions:
@@ -180,12 +178,9 @@ class FastPhoneRecognizer(LocalRecognizer):
             except phonenumbers.NumberParseException:
                 continue
             if phonenumbers.is_valid_number(num):
-                return self.SCORE_VALID
+                return self.SCORE_VALID if written_as_phone else self.SCORE_BARE
             possible = possible or phonenumbers.is_possible_number(num)
-        digits = sum(c.isdigit() for c in cand)
-        if possible and digits >= 7 and _PHONE_PUNCT.search(cand):
-            return self.SCORE_POSSIBLE
-        return 0.0
+        return self.SCORE_POSSIBLE if possible and written_as_phone else 0.0
 
     def _matcher(self, cand: str, offset: int) -> list:
         out = []
@@ -221,9 +216,7 @@ class FastUrlRecognizer(LocalRecognizer):
     CONTEXT = UrlRecognizer.CONTEXT
 
     def __init__(self) -> None:
-        super().__init__(
-            supported_entities=["URL"], name="FastUrlRecognizer", context=self.CONTEXT
-        )
+        super().__init__(supported_entities=["URL"], name="FastUrlRecognizer", context=self.CONTEXT)
 
     def load(self) -> None:
         pass
@@ -255,20 +248,12 @@ _DIGIT_RUN = re.compile(r"\d(?:[\s().+/-]{0,3}\d){3,}")
 TRIGGERS: dict[str, Trigger] = {
     "EMAIL_ADDRESS": Trigger(re.compile(r"\S@\S")),
     "URL": Trigger(re.compile(r"(?i)[a-z0-9-]\.[a-z]{2}|://"), before=8, after=8),
-    "IP_ADDRESS": Trigger(
-        re.compile(r"\d\.\d|[0-9A-Fa-f]?::?[0-9A-Fa-f]"), before=48, after=48
-    ),
-    "MAC_ADDRESS": Trigger(
-        re.compile(r"[0-9A-Fa-f]{2}[:.-][0-9A-Fa-f]{2}"), before=20, after=20
-    ),
+    "IP_ADDRESS": Trigger(re.compile(r"\d\.\d|[0-9A-Fa-f]?::?[0-9A-Fa-f]"), before=48, after=48),
+    "MAC_ADDRESS": Trigger(re.compile(r"[0-9A-Fa-f]{2}[:.-][0-9A-Fa-f]{2}"), before=20, after=20),
     "UUID": Trigger(re.compile(r"[0-9A-Fa-f]{8}-"), before=4, after=40),
-    "CRYPTO": Trigger(
-        re.compile(r"(?:bc1|[13])[a-zA-HJ-NP-Z0-9]{25}"), before=4, after=64
-    ),
+    "CRYPTO": Trigger(re.compile(r"(?:bc1|[13])[a-zA-HJ-NP-Z0-9]{25}"), before=4, after=64),
     "IBAN_CODE": Trigger(re.compile(r"(?i)[a-z]{2}\d{2}"), before=4, after=48),
-    "DATE_TIME": Trigger(
-        re.compile(r"\d{1,4}[/.-]\d|\d{4}|(?i:\b[a-z]{3}\b)"), before=24
-    ),
+    "DATE_TIME": Trigger(re.compile(r"\d{1,4}[/.-]\d|\d{4}|(?i:\b[a-z]{3}\b)"), before=24),
     "CREDIT_CARD": Trigger(_DIGIT_RUN),
     "PHONE_NUMBER": Trigger(_DIGIT_RUN, after=32),
     "US_SSN": Trigger(_DIGIT_RUN),
@@ -291,10 +276,7 @@ def custom_recognizer(
     return PatternRecognizer(
         supported_entity=entity,
         name=f"custom_{entity.lower()}",
-        patterns=[
-            Pattern(f"{entity}_{i}", rx, score)
-            for i, (rx, score) in enumerate(patterns)
-        ]
+        patterns=[Pattern(f"{entity}_{i}", rx, score) for i, (rx, score) in enumerate(patterns)]
         or None,
         deny_list=deny_list or None,
         context=context or None,
