@@ -150,7 +150,7 @@ def score(docs: list[Doc], predictions: list[list[Span]]) -> dict[str, dict[str,
     n_gold: dict[str, int] = defaultdict(int)
     tp_pred: dict[str, int] = defaultdict(int)
     n_pred: dict[str, int] = defaultdict(int)
-    for doc, preds in zip(docs, predictions):
+    for doc, preds in zip(docs, predictions, strict=False):
         by_type: dict[str, list[Span]] = defaultdict(list)
         for p in preds:
             by_type[p.entity_type].append(p)
