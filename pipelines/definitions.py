@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.ingest import build_ingest_asset
+from assets.scrub import scrub
 from pipelines import jobs
 from pipelines.params import load_params
 from pipelines.resource import AssayResource, default_params_path
@@ -16,7 +17,7 @@ def build_defs(params_path: str | Path) -> dg.Definitions:
     params = load_params(params_path)
     ingest = build_ingest_asset(params.source_ids)
     ingest_job = jobs.ingest_job(ingest.partitions_def)
-    assets = [ingest]
+    assets = [ingest, scrub]
     downstream_jobs = [jobs.curate_job()] if len(assets) > 1 else []
     return dg.Definitions(
         assets=assets,

@@ -8,13 +8,14 @@ locales is measured in bench/pii.py and stated in the README.
 """
 
 import importlib
+import unicodedata
 from functools import cache
 
 import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from spacy.lang.en.stop_words import STOP_WORDS
 
-# Latin-script locales whose name lists feed the gazetteer. bench/pii.py holds out others.
+# Locales whose (Latin or romanized) name lists feed the gazetteer; bench/pii.py holds out others.
 GAZETTEER_LOCALES = (
     "en_US",
     "en_GB",
@@ -31,6 +32,12 @@ GAZETTEER_LOCALES = (
     "pl_PL",
     "sv_SE",
     "tr_TR",
+    "en_NG",
+    "en_KE",
+    "en_PK",
+    "zu_ZA",
+    "ja_JP",
+    "zh_CN",
 )
 
 SCORE_KNOWN_SURNAME = 0.85
@@ -62,12 +69,22 @@ _TITLE = regex.compile(
 _SPLIT = regex.compile(rf"{_PARTICLE} |\S+")
 
 
+_FOLD = str.maketrans("ıłøđßæœ", "ilodsao")
+
+
+def _ascii_fold(word: str) -> str:
+    """Yılmaz -> Yilmaz, Müller -> Muller: names are often typed without their diacritics."""
+    decomposed = unicodedata.normalize("NFKD", word.translate(_FOLD))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 def _names(attr_values: object) -> set[str]:
     out: set[str] = set()
     for name in attr_values or ():
         for part in str(name).replace("-", " ").split():
             if len(part) > 1 and part[0].isupper():
                 out.add(part)
+                out.add(_ascii_fold(part))
     return out
 
 
@@ -80,9 +97,15 @@ def gazetteer(
     last: set[str] = set()
     for loc in locales:
         provider = importlib.import_module(f"faker.providers.person.{loc}").Provider
-        for attr in ("first_names", "first_names_male", "first_names_female"):
+        for attr in (
+            "first_names",
+            "first_names_male",
+            "first_names_female",
+            "first_romanized_names",
+        ):
             first |= _names(getattr(provider, attr, ()))
-        last |= _names(getattr(provider, "last_names", ()))
+        for attr in ("last_names", "last_romanized_names"):
+            last |= _names(getattr(provider, attr, ()))
     stop = {w.capitalize() for w in STOP_WORDS}
     return frozenset(first - stop), frozenset(last - stop)
 

@@ -26,7 +26,6 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import presidio_analyzer.predefined_recognizers as predefined
 from presidio_analyzer import (
@@ -36,40 +35,44 @@ from presidio_analyzer import (
     RecognizerRegistry,
 )
 from presidio_analyzer.nlp_engine import NlpEngineProvider
-from pydantic import BaseModel, ConfigDict, Field
 
 from resources.person_names import PersonNameRecognizer
+from resources.pii_config import (
+    DEFAULT_ENTITIES,
+    DEV_SALT,
+    CustomRecognizer,
+    Operator,
+    PiiConfig,
+)
 from resources.pii_recognizers import (
     TRIGGERS,
     CardRecognizer,
     FastPhoneRecognizer,
     FastUrlRecognizer,
+    IbanShapeRecognizer,
     OfflineEmailRecognizer,
     Trigger,
     UkNhsRecognizer,
     custom_recognizer,
 )
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "DEFAULT_ENTITIES",
+    "DEV_SALT",
+    "CustomRecognizer",
+    "Detector",
+    "Operator",
+    "PiiConfig",
+    "ScrubResult",
+    "Scrubber",
+    "Span",
+    "anonymize",
+    "residual",
+    "resolve",
+    "scrub_texts",
+]
 
-DEFAULT_ENTITIES = (
-    "EMAIL_ADDRESS",
-    "PHONE_NUMBER",
-    "CREDIT_CARD",
-    "US_SSN",
-    "US_ITIN",
-    "US_PASSPORT",
-    "US_BANK_NUMBER",
-    "UK_NHS",
-    "IP_ADDRESS",
-    "IBAN_CODE",
-    "CRYPTO",
-    "MAC_ADDRESS",
-    "URL",
-    "PERSON",
-)
-DEV_SALT = "assay-dev-salt-NOT-SECRET"
-"""Used when the salt variable is unset, so dev runs work; hashes are then guessable."""
+log = logging.getLogger(__name__)
 
 # Presidio's LemmaContextAwareEnhancer defaults: +0.35, and at least 0.4 once context is seen.
 CONTEXT_BOOST = 0.35
@@ -77,72 +80,6 @@ CONTEXT_FLOOR = 0.4
 CONTEXT_CHARS = 48
 _SEPARATOR = "\n\x00\n"  # joins windows; no pattern or phone matcher crosses a NUL
 _SNAP = 256  # how far a window edge may move outward to reach whitespace
-
-
-class Operator(BaseModel):
-    """What replaces a detected value: <TYPE>, a mask, a keyed hash, or nothing."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    kind: Literal["replace", "mask", "hash", "redact"] = "replace"
-    new_value: str | None = None
-    """replace: the text put in; default <ENTITY_TYPE>."""
-    masking_char: str = Field("*", min_length=1, max_length=1)
-    chars_to_mask: int | None = None
-    """mask: how many characters to mask; default all."""
-    from_end: bool = False
-    digest_chars: int = Field(16, ge=8, le=64)
-    """hash: letters of the HMAC kept (hex mapped to a-p, so it never reads as a number)."""
-
-
-class CustomRecognizer(BaseModel):
-    """A pattern and/or deny-list recognizer declared in params.yaml."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    entity: str
-    patterns: list[tuple[str, float]] = []
-    deny_list: list[str] = []
-    context: list[str] = []
-
-
-class PiiConfig(BaseModel):
-    """The pii section of params.yaml."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    entities: list[str] = list(DEFAULT_ENTITIES)
-    score_threshold: float = Field(0.4, ge=0.0, le=1.0)
-    countries: list[str] = ["us", "uk"]
-    """Country-specific recognizers of other countries are switched off."""
-    phone_regions: list[str] = ["US", "GB", "DE", "FR", "ES", "IT", "NL", "CA", "IE"]
-    default_operator: Operator = Operator()
-    operators: dict[str, Operator] = {}
-    salt_env: str = "ASSAY_PII_SALT"
-    """Name of the environment variable holding the HMAC key of the hash operator."""
-    custom_recognizers: list[CustomRecognizer] = []
-    max_entities_per_doc: int = Field(100, ge=0)
-    """A document with more entities than this is dropped (reason pii_over_limit)."""
-    spacy_model: str | None = None
-    """An installed spaCy NER model for PERSON/LOCATION/ORGANIZATION; never downloaded."""
-    prefilter: bool = True
-    chunk_size: int = Field(8192, ge=64)
-    chunk_overlap: int = Field(256, ge=16)
-    workers: int = Field(2, ge=1)
-    batch_size: int = Field(16, ge=1)
-    start_method: Literal["fork", "forkserver", "spawn"] = "fork"
-    """fork starts workers in milliseconds; spawn re-imports Presidio (~3 s) in each."""
-    sensitive_threshold: float = Field(0.25, ge=0.0, le=1.0)
-    """Threshold of the residual re-scan (plain Presidio path, no prefilter)."""
-    max_residual_per_10k: float = Field(50.0, ge=0.0)
-    """The residual check fails when more entities than this per 10k docs survive scrubbing."""
-
-    def sensitive(self) -> "PiiConfig":
-        """The re-scan configuration: lower threshold, every recognizer over every character."""
-        return self.model_copy(
-            update={
-                "score_threshold": self.sensitive_threshold,
-                "prefilter": False,
-                "workers": 1,
-            }
-        )
 
 
 @dataclass(frozen=True, order=True)
@@ -203,6 +140,8 @@ def _predefined(config: PiiConfig) -> dict[str, EntityRecognizer]:
 def build_recognizers(config: PiiConfig) -> list[EntityRecognizer]:
     """Every recognizer the config asks for, each loaded and set to English."""
     recs = list(_predefined(config).values())
+    if "IBAN_CODE" in config.entities:
+        recs.append(IbanShapeRecognizer())
     if "PERSON" in config.entities and not config.spacy_model:
         recs.append(PersonNameRecognizer())
     for spec in config.custom_recognizers:
@@ -511,7 +450,8 @@ class Scrubber:
     def __init__(self, config: PiiConfig) -> None:
         self.config = config
         self.detector = Detector(config)
-        self.salt = resolve_salt(config.salt_env)
+        ops = [config.default_operator, *config.operators.values()]
+        self.salt = resolve_salt(config.salt_env) if any(o.kind == "hash" for o in ops) else b""
 
     def scrub(self, text: str) -> ScrubResult:
         spans = self.detector.detect(text)
@@ -547,10 +487,14 @@ def scrub_texts(texts: Sequence[str], config: PiiConfig) -> list[ScrubResult]:
         return [r for batch in pool.imap(_scrub_batch, batches) for r in batch]
 
 
-def residual(texts: Sequence[str], config: PiiConfig) -> Counter:
-    """Entities the sensitive configuration still finds in scrubbed texts, per type."""
+def residual(texts: Iterable[str], config: PiiConfig) -> Counter:
+    """Entities the sensitive configuration still finds in scrubbed texts, per type.
+
+    No trigger windows here: every recognizer reads every character, at a lower threshold, so
+    what the prefilter might have skipped is caught.
+    """
     detector = Detector(config.sensitive())
     found: Counter = Counter()
     for t in texts:
-        found.update(s.entity_type for s in detector.analyze_plain(t))
+        found.update(s.entity_type for s in detector.detect(t))
     return found
