@@ -16,6 +16,7 @@ import os
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
 import argparse
+import hashlib
 import math
 import random
 import time
@@ -221,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--held-out-names", type=int, default=2000)
+    ap.add_argument("--ledger", help="append the figures to this ledger's detector_benchmarks")
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -259,15 +261,58 @@ def main(argv: list[str] | None = None) -> int:
         f"\nrecall >= 0.95 on {', '.join(TARGETS)}: {'yes' if not misses else 'NO ' + str(misses)}"
     )
 
+    eval_set = f"faker:{','.join(LOCALES)}:docs={len(docs)}:seed={args.seed}"
+    rows = _rows("assay-scrub", ours_m, len(texts), mb, ours_s, eval_set)
+    rows += _rows("presidio-plain-loop", base_m, len(texts), mb, base_s, eval_set)
     if args.held_out_names:
         held = held_out_names(args.held_out_names)
         _, held_pred = run_assay([d.text for d in held], 1)
-        r = score(held, held_pred)["PERSON"]["recall"]
+        held_m = score(held, held_pred)
         print(
             f"PERSON recall on {len(held)} names from held-out locales "
-            f"({','.join(HELD_OUT_NAME_LOCALES)}): {r:.3f}"
+            f"({','.join(HELD_OUT_NAME_LOCALES)}): {held_m['PERSON']['recall']:.3f}"
         )
+        held_set = f"faker-held-out-names:{','.join(HELD_OUT_NAME_LOCALES)}:n={len(held)}"
+        rows += _rows("assay-scrub", held_m, len(held), None, None, held_set)
+    if args.ledger:
+        from resources.ledger import Ledger
+
+        run_id = f"bench-pii-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+        Ledger(args.ledger).append("detector_benchmarks", rows, run_id)
+        print(f"stored {len(rows)} rows in {args.ledger} (detector_benchmarks, run {run_id})")
     return 0
+
+
+def _rows(
+    detector: str,
+    metrics: dict[str, dict[str, float]],
+    docs: int,
+    mb: float | None,
+    seconds: float | None,
+    eval_set: str,
+) -> list[dict]:
+    digest = hashlib.sha256(PiiConfig().model_dump_json().encode()).hexdigest()
+    out = []
+    for entity, m in metrics.items():
+        if not m["support"]:
+            continue  # types the eval set does not contain: only false positives to report
+        out.append(
+            {
+                "detector": detector,
+                "entity_type": entity,
+                "support": m["support"],
+                "predicted": m["predicted"],
+                "precision": None if math.isnan(m["precision"]) else m["precision"],
+                "recall": m["recall"],
+                "docs": docs,
+                "mb": mb,
+                "docs_per_s": docs / seconds if seconds else None,
+                "mb_per_s": mb / seconds if seconds and mb else None,
+                "eval_set": eval_set,
+                "params_digest": digest,
+            }
+        )
+    return out
 
 
 if __name__ == "__main__":
