@@ -35,6 +35,7 @@ class ScrubOutcome:
     kept: int = 0
     dropped: int = 0
     entities: dict[str, int] = field(default_factory=dict)
+    text_docs: int = 0
     text_bytes: int = 0
     seconds: float = 0.0
     artifacts: dict[str, str] = field(default_factory=dict)
@@ -93,6 +94,7 @@ def scrub_stage(
         records_in=records.height,
         kept=kept.height,
         dropped=drops.height,
+        text_docs=texts.height,
         text_bytes=sum(len(t.encode("utf-8")) for t in texts["text"]),
         seconds=seconds,
         counted=sorted(set(records["source_id"])),
