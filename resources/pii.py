@@ -23,6 +23,7 @@ import hmac
 import logging
 import multiprocessing
 import re
+import signal
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -465,6 +466,9 @@ _worker: Scrubber | None = None
 
 def _init_worker(config: PiiConfig) -> None:
     global _worker
+    # A forked worker inherits the parent's handlers (Dagster's raise on SIGTERM/SIGINT).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     _worker = Scrubber(config)
 
 
@@ -483,8 +487,16 @@ def scrub_texts(texts: Sequence[str], config: PiiConfig) -> list[ScrubResult]:
         list(texts[i : i + config.batch_size]) for i in range(0, len(texts), config.batch_size)
     ]
     ctx = multiprocessing.get_context(config.start_method)
-    with ctx.Pool(config.workers, initializer=_init_worker, initargs=(config,)) as pool:
-        return [r for batch in pool.imap(_scrub_batch, batches) for r in batch]
+    pool = ctx.Pool(config.workers, initializer=_init_worker, initargs=(config,))
+    try:
+        results = [r for batch in pool.imap(_scrub_batch, batches) for r in batch]
+        pool.close()  # let workers finish and exit on their own
+        return results
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
 
 
 def residual(texts: Iterable[str], config: PiiConfig) -> Counter:
