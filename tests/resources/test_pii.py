@@ -287,3 +287,20 @@ def test_import_and_first_scrub_open_no_socket():
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+# --------------------------------------------------------------------------- names
+
+
+def test_person_rules(scrubber):
+    def persons(text: str) -> list[str]:
+        return [v for t, v in _types(scrubber, text) if t == "PERSON"]
+
+    assert persons("Ship it to Olga Yilmaz today.") == ["Olga Yilmaz"]  # ASCII-folded Yılmaz
+    assert persons("Report by Jose Antonio Cuervo, Madrid.") == ["Jose Antonio Cuervo"]
+    assert persons("Yesterday Dr. Garcia called.") == ["Garcia"]
+    # A first name before an unknown capitalized word counts only with a context word.
+    assert persons("Darin Sache jetzt alle.") == []
+    assert persons("Dear Darin Sache, thanks.") == ["Darin Sache"]
+    # German capitalizes nouns: a title before an unknown noun is no name.
+    assert persons("Die Frau Mutter kam.") == []
