@@ -304,3 +304,11 @@ def test_person_rules(scrubber):
     assert persons("Dear Darin Sache, thanks.") == ["Darin Sache"]
     # German capitalizes nouns: a title before an unknown noun is no name.
     assert persons("Die Frau Mutter kam.") == []
+
+
+def test_presidio_analyzer_engine_path_uses_the_same_recognizers(scrubber):
+    # Without trigger windows or context boosts, through AnalyzerEngine.analyze itself.
+    for entity in ("EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "URL", "PERSON"):
+        text, value = SAMPLES[entity]
+        plain = scrubber.detector.analyze_plain(text)
+        assert (entity, value) in [(s.entity_type, text[s.start : s.end]) for s in plain]
