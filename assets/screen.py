@@ -10,8 +10,8 @@ from resources.hashlists import DHASH, PHASH
 from resources.screen_stage import STAGE, ScreenSettings, screen_output_matches, screen_stage
 from resources.storage import read_stage
 
-# The stage screen reads. scrub is not on main yet; when it lands, the lead points this at it.
-UPSTREAM = "ingest"
+# The stage screen reads: the PII-scrubbed corpus.
+UPSTREAM = "scrub"
 CHECKS = [
     dg.AssetCheckSpec("conservation", asset=STAGE, blocking=True),
     dg.AssetCheckSpec(

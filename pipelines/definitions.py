@@ -6,6 +6,7 @@ import dagster as dg
 
 from assets.ingest import build_ingest_asset
 from assets.screen import screen
+from assets.scrub import scrub
 from pipelines import jobs
 from pipelines.params import load_params
 from pipelines.resource import AssayResource, default_params_path
@@ -20,7 +21,7 @@ def build_defs(params_path: str | Path) -> dg.Definitions:
     ingest_job = jobs.ingest_job(ingest.partitions_def)
     rescreen = jobs.rescreen_job()
     return dg.Definitions(
-        assets=[ingest, screen],
+        assets=[ingest, scrub, screen],
         jobs=[ingest_job, jobs.curate_job(), rescreen],
         schedules=[jobs.nightly_full_run(ingest_job, params.source_ids)],
         sensors=[

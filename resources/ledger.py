@@ -59,9 +59,10 @@ class Ledger:
 
     # -- writing -------------------------------------------------------------------------
 
-    def append(self, table: str, rows: Rows, run_id: str | None = None) -> int:
-        """Append one batch to ``table``; returns the chain seq of the new entry."""
-        return self.append_many([(table, rows)], run_id)[0]
+    def append(self, table: str, rows: Rows, run_id: str | None = None) -> int | None:
+        """Append one batch to ``table``; the new entry's chain seq (None for no rows)."""
+        with self.writer() as writer:
+            return writer.append(table, rows, run_id)
 
     def append_many(
         self, batches: Sequence[tuple[str, Rows]], run_id: str | None = None
@@ -159,8 +160,9 @@ class LedgerWriter:
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con = con
 
-    def append(self, table: str, rows: Rows, run_id: str | None = None) -> int:
-        return self.append_many([(table, rows)], run_id)[0]
+    def append(self, table: str, rows: Rows, run_id: str | None = None) -> int | None:
+        seqs = self.append_many([(table, rows)], run_id)
+        return seqs[0] if seqs else None
 
     def append_many(
         self, batches: Sequence[tuple[str, Rows]], run_id: str | None = None

@@ -327,8 +327,10 @@ def hash_with_cache(
     file is still read and checked against its record_id (cheap next to decoding): one that
     changed since ingest is hashed afresh and flagged.
     """
-    cached = pl.col("record_id").is_in(cache["record_id"].implode())
-    suspects = records.filter(cached & (pl.col("kind") == IMAGE))
+    # Only images come from the cache: decoding is the cost. A text is hashed as it is now,
+    # since a stage before screen (scrub) may rewrite it under the same record_id.
+    cached = pl.col("record_id").is_in(cache["record_id"].implode()) & (pl.col("kind") == IMAGE)
+    suspects = records.filter(cached)
     changed = pl.Series([not _unchanged(r, base_dir) for r in suspects.iter_rows(named=True)])
     stale = suspects.filter(changed) if suspects.height else suspects
     rest = records.join(stale, on=["source_id", "source_key"], how="anti")
@@ -336,9 +338,9 @@ def hash_with_cache(
     fresh = hash_records(missing, base_dir)
     by_id = pl.concat(
         [
-            cache.filter(pl.col("record_id").is_in(rest["record_id"].implode())).with_columns(
-                pl.lit(None, dtype=pl.String()).alias("hash_error")
-            ),
+            cache.filter(
+                pl.col("record_id").is_in(rest.filter(cached)["record_id"].implode())
+            ).with_columns(pl.lit(None, dtype=pl.String()).alias("hash_error")),
             fresh.select([*CACHE_COLUMNS, "hash_error"]),
         ]
     ).unique("record_id", keep="first")
@@ -361,6 +363,8 @@ def _unchanged(row: dict, base_dir: Path | None) -> bool:
 
 
 def merge_cache(cache: pl.DataFrame, hashes: pl.DataFrame) -> pl.DataFrame:
-    """The cache plus every successfully hashed record it lacked."""
+    """The cache with every successfully hashed record added or brought up to date."""
     good = hashes.filter(pl.col("hash_error").is_null()).select(CACHE_COLUMNS)
-    return pl.concat([cache, good]).unique("record_id", keep="first", maintain_order=True)
+    good = good.unique("record_id", keep="first", maintain_order=True)
+    older = cache.filter(~pl.col("record_id").is_in(good["record_id"].implode()))
+    return pl.concat([older, good])

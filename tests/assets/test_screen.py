@@ -11,6 +11,7 @@ from PIL import Image
 
 from assets.ingest import build_ingest_asset
 from assets.screen import no_listed_content, screen
+from assets.scrub import scrub
 from pipelines.cli import cli
 from pipelines.params import load_params
 from pipelines.resource import AssayResource
@@ -19,6 +20,7 @@ from resources.ledger import Ledger
 from resources.normalize import normalized_sha256
 from resources.perceptual import phash
 from resources.readers import ReadSpec
+from resources.scrub import scrub_stage
 from resources.storage import read_stage, stage_path
 from sensors.hashlist_change import build_hashlist_sensor
 
@@ -70,7 +72,8 @@ def _list(root: Path, name: str, rows: list[tuple[str, str, str]]) -> Path:
 
 
 def _ingest(params_path: Path, instance: dg.DagsterInstance) -> dg.AssetsDefinition:
-    """Ingest every source through the ingest engine (the ingest asset has its own tests)."""
+    """Ingest and scrub every source through their engines (their assets have their own tests);
+    returns an upstream asset so Dagster can resolve screen's dependency."""
     params = load_params(params_path)
     ledger = Ledger(params.ledger_path)
     for source in params.sources:
@@ -78,6 +81,7 @@ def _ingest(params_path: Path, instance: dg.DagsterInstance) -> dg.AssetsDefinit
         out = stage_path(params.data_dir, "ingest", source.id)
         root = params.resolve(source.path)
         ingest_source(source, root, params.policy, spec, out, ledger, f"ingest-{uuid.uuid4()}")
+    scrub_stage(params.data_dir, params.source_ids, params.pii, ledger, f"scrub-{uuid.uuid4()}")
     return build_ingest_asset(params.source_ids)
 
 
@@ -87,7 +91,7 @@ def _res(params_path: Path) -> dict:
 
 def _screen(params_path: Path, ingest, instance):
     return dg.materialize(
-        [ingest, screen], selection=[screen], instance=instance, resources=_res(params_path)
+        [ingest, scrub, screen], selection=[screen], instance=instance, resources=_res(params_path)
     )
 
 
