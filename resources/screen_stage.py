@@ -27,6 +27,7 @@ from resources.screening import (
     Screener,
     hash_with_cache,
     merge_cache,
+    original_text_hashes,
     read_hash_cache,
     write_hash_cache,
 )
@@ -77,17 +78,24 @@ def screen_stage(
 ) -> ScreenOutcome:
     """Screen, write data/screen/<source>.parquet per source, and append it all to the ledger."""
     lists, screener = build_screener(settings)
+    null_string = pl.lit(None, dtype=pl.String())
     cache = read_hash_cache(settings.cache_path)
     hashes = hash_with_cache(records, cache)
-    cache = merge_cache(cache, hashes)
+    originals = original_text_hashes(_ingested(data_dir, records))
+    # The cache keeps a text's original hashes (what record_id addresses), not the scrubbed.
+    cache = merge_cache(merge_cache(cache, hashes), originals.with_columns(hash_error=null_string))
     # Everything ever screened, once per record: current records (as their files are now, so a
     # swapped-in harmful file still matches) and those only the cache remembers (earlier
     # outputs), so a grown list reaches both.
     current = hashes.select(CACHE_COLUMNS)
     remembered = cache.filter(~pl.col("record_id").is_in(current["record_id"].implode()))
     everything = pl.concat([current, remembered]).unique("record_id", maintain_order=True)
-    no_location = pl.lit(None, dtype=pl.String())
-    matches = screener.match(everything.with_columns(source_id=no_location, source_key=no_location))
+    # A text is matched as it is now and as ingest read it: a list names the original.
+    screened = pl.concat([everything, originals])
+    matches = screener.match(screened.with_columns(source_id=null_string, source_key=null_string))
+    matches = matches.unique(
+        ["record_id", "hash_type", "list_name", "entry_hash"], keep="first", maintain_order=True
+    )
     matched_ids = matches["record_id"].unique()
 
     drops = _drops(records, hashes, matches)
@@ -108,7 +116,12 @@ def screen_stage(
     )
     known = set(ledger.query("SELECT incident_id FROM incidents")["incident_id"])
     new_incidents = inc.build_incidents(
-        matches, everything, occurrences, passes, inc.later_stage_artifacts(ledger), known
+        matches,
+        pl.concat([originals, everything]).unique("record_id", maintain_order=True),
+        occurrences,
+        passes,
+        inc.later_stage_artifacts(ledger),
+        known,
     )
 
     artifacts = {
@@ -145,6 +158,13 @@ def screen_stage(
         lists=[h.describe() for h in lists],
         artifacts=artifacts,
     )
+
+
+def _ingested(data_dir: Path, records: pl.DataFrame) -> pl.DataFrame:
+    """The texts of these records as ingest read them (before any stage rewrote them)."""
+    sources = sorted(set(records["source_id"]))
+    ingested = read_stage(data_dir, "ingest", sources)
+    return ingested.filter(pl.col("record_id").is_in(records["record_id"].implode()))
 
 
 def _drops(records: pl.DataFrame, hashes: pl.DataFrame, matches: pl.DataFrame) -> pl.DataFrame:
@@ -298,4 +318,12 @@ def screen_output_matches(
     _, screener = build_screener(settings)
     output = read_stage(data_dir, STAGE, source_ids)
     hashes = hash_with_cache(output, read_hash_cache(settings.cache_path))
-    return screener.match(hashes), hashes.filter(pl.col("hash_error").is_not_null()).height
+    originals = original_text_hashes(_ingested(data_dir, output))
+    null_string = pl.lit(None, dtype=pl.String())
+    checked = pl.concat([hashes.select(CACHE_COLUMNS), originals]).with_columns(
+        source_id=null_string, source_key=null_string
+    )
+    matches = screener.match(checked).unique(
+        ["record_id", "hash_type", "list_name", "entry_hash"], keep="first", maintain_order=True
+    )
+    return matches, hashes.filter(pl.col("hash_error").is_not_null()).height

@@ -368,3 +368,16 @@ def merge_cache(cache: pl.DataFrame, hashes: pl.DataFrame) -> pl.DataFrame:
     good = good.unique("record_id", keep="first", maintain_order=True)
     older = cache.filter(~pl.col("record_id").is_in(good["record_id"].implode()))
     return pl.concat([older, good])
+
+
+def original_text_hashes(originals: pl.DataFrame) -> pl.DataFrame:
+    """Exact hashes (CACHE_COLUMNS) of texts as ingest read them, keyed by their record_id.
+
+    A stage before screen (scrub) may rewrite a text under the same record_id; a list names
+    the original. record_id is the hash of the original text, so these rows can be cached.
+    """
+    texts = originals.filter((pl.col("kind") == TEXT) & pl.col("text").is_not_null()).unique(
+        "record_id", keep="first", maintain_order=True
+    )
+    hashed = hash_records(texts.select(list(texts.columns)))
+    return hashed.filter(pl.col("hash_error").is_null()).select(CACHE_COLUMNS)

@@ -296,3 +296,17 @@ def test_sensor_first_tick_without_any_screen_requests_nothing(project, instance
     tick = build_hashlist_sensor(job, str(project))(dg.build_sensor_context(instance=instance))
     assert tick.run_requests == []
     assert set(json.loads(tick.cursor)) == {"demo.csv", "images.csv"}
+
+
+def test_a_listed_text_that_scrub_rewrote_still_matches_its_original_hash(project, instance):
+    original = "Write to jane.doe@example.com for the listed stand-in text."
+    texts = project.parent / "data" / "raw" / "texts.jsonl"
+    texts.write_text(texts.read_text() + json.dumps({"id": "pii", "text": original}) + "\n")
+    _list(project.parent, "raw", [(hashlib.md5(original.encode()).hexdigest(), "md5", "r")])
+    ingest = _ingest(project, instance)
+    scrubbed = read_stage(load_params(project).data_dir, "scrub")
+    assert original not in scrubbed["text"].to_list()  # scrub did rewrite it
+    assert _screen(project, ingest, instance).success
+    drops = _ledger(project).query("SELECT source_key, evidence FROM drops WHERE stage = 'screen'")
+    found = {r["source_key"]: json.loads(r["evidence"]) for r in drops.to_dicts()}
+    assert found["pii"]["list"] == "raw" and found["pii"]["hash_type"] == "md5"
