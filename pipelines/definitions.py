@@ -23,7 +23,10 @@ def build_defs(params_path: str | Path) -> dg.Definitions:
     return dg.Definitions(
         assets=[ingest, scrub, screen],
         jobs=[ingest_job, jobs.curate_job(), rescreen],
-        schedules=[jobs.nightly_full_run(ingest_job, params.source_ids)],
+        schedules=[
+            jobs.nightly_full_run(ingest_job, params.source_ids),
+            jobs.nightly_rescreen(rescreen),
+        ],
         sensors=[
             build_source_sensor(ingest_job, params_path),
             build_hashlist_sensor(rescreen, params_path),
