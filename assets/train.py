@@ -304,7 +304,7 @@ def reusable_run(ledger: Ledger, digest: str, params_digest: str, model_path: Pa
     return None
 
 
-def build_train_asset(upstream: str = "ingest") -> dg.AssetsDefinition:
+def build_train_asset(upstream: str = "screen") -> dg.AssetsDefinition:
     """The train asset, reading every source's records that ``upstream`` wrote."""
 
     @dg.asset(

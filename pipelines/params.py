@@ -16,6 +16,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from resources.pii_config import PiiConfig
+
 SOURCE_FORMATS = ("jsonl", "csv", "parquet", "txt", "image")
 _SPDX = re.compile(r"^(LicenseRef-[A-Za-z0-9.-]+|[A-Za-z0-9][A-Za-z0-9.+-]*)$")
 
@@ -48,8 +50,8 @@ class Ingest(Section):
 class Train(Section):
     """DP-SGD training of a model on the curated corpus, and its privacy audit."""
 
-    upstream: str = "ingest"
-    """The stage whose output is trained on: screen once it exists, ingest until then."""
+    upstream: str = "screen"
+    """The stage whose output is trained on: screen, the sanitized corpus."""
     model: str = Field("resources.byte_lm:build_byte_lm", pattern=r"^[\w.]+:\w+$")
     """'module:callable' returning (torch.nn.Module, Task); see resources/byte_lm.py."""
     model_kwargs: dict[str, int | float | str | bool] = {}
@@ -77,6 +79,19 @@ class Train(Section):
     max_mia_auc: float = Field(0.6, ge=0.5, le=1)
     """The privacy_audit check warns when the DP model's membership-inference AUC is above."""
     threads: int = Field(2, ge=1)
+
+
+class Screen(Section):
+    """Known-harmful hash screening: where the lists are, and how near an image hash must be."""
+
+    hashlists_dir: str = "data/hashlists"
+    # Hashes (never content) of every record ever screened, so a re-screen after a list
+    # changes need not decode the corpus again, and covers records earlier outputs held.
+    hash_cache: str = "data/cache/screen_hashes.parquet"
+    phash_max_distance: int = Field(10, ge=0, le=31)
+    dhash_max_distance: int = Field(8, ge=0, le=31)
+    # A dhash entry with fewer ones (or zeros) than this says only "brighter on one side".
+    dhash_min_minority_bits: int = Field(12, ge=0, le=32)
 
 
 class Source(Section):
@@ -115,6 +130,8 @@ class Params(Section):
     policy: Policy = Policy()
     ingest: Ingest = Ingest()
     train: Train = Train()
+    pii: PiiConfig = PiiConfig()
+    screen: Screen = Screen()
     sources: list[Source]
     root: Path = Field(Path("."), exclude=True)
 

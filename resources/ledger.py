@@ -59,9 +59,10 @@ class Ledger:
 
     # -- writing -------------------------------------------------------------------------
 
-    def append(self, table: str, rows: Rows, run_id: str | None = None) -> int:
-        """Append one batch to ``table``; returns the chain seq of the new entry."""
-        return self.append_many([(table, rows)], run_id)[0]
+    def append(self, table: str, rows: Rows, run_id: str | None = None) -> int | None:
+        """Append one batch to ``table``; the new entry's chain seq (None for no rows)."""
+        with self.writer() as writer:
+            return writer.append(table, rows, run_id)
 
     def append_many(
         self, batches: Sequence[tuple[str, Rows]], run_id: str | None = None
@@ -118,7 +119,11 @@ class Ledger:
                 "SELECT seq, tbl, n_rows, batch_digest, prev_hash, entry_hash FROM chain"
                 " ORDER BY seq"
             ).fetchall()
-            stored = {table: _stored_digests(con, table) for table in TABLES}
+            present = {
+                r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+            }
+            # A table added to TABLES after this file was last written has no rows yet.
+            stored = {t: _stored_digests(con, t) for t in TABLES if t in present}
         return _walk(chain, stored)
 
     def export(self, out_dir: str | Path) -> list[Path]:
@@ -159,8 +164,9 @@ class LedgerWriter:
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con = con
 
-    def append(self, table: str, rows: Rows, run_id: str | None = None) -> int:
-        return self.append_many([(table, rows)], run_id)[0]
+    def append(self, table: str, rows: Rows, run_id: str | None = None) -> int | None:
+        seqs = self.append_many([(table, rows)], run_id)
+        return seqs[0] if seqs else None
 
     def append_many(
         self, batches: Sequence[tuple[str, Rows]], run_id: str | None = None

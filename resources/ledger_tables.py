@@ -27,6 +27,54 @@ TABLES: dict[str, str] = {
         "stage VARCHAR, source_id VARCHAR, records_in BIGINT, records_out BIGINT,"
         " dropped BIGINT, run_id VARCHAR"
     ),
+    # PII: counts by entity type, never a value. records = records holding that type.
+    "pii_counts": (
+        "source_id VARCHAR, entity_type VARCHAR, entities BIGINT, records BIGINT, run_id VARCHAR"
+    ),
+    # One row per record with any PII: its counts per type as JSON ({"EMAIL_ADDRESS": 2}).
+    "pii_record_counts": (
+        "record_id VARCHAR, source_id VARCHAR, source_key VARCHAR, entities BIGINT,"
+        " counts VARCHAR, dropped BOOLEAN, run_id VARCHAR"
+    ),
+    # What the scrub asset check's sensitive re-scan still found in the output.
+    "pii_residuals": (
+        "source_id VARCHAR, entity_type VARCHAR, residual BIGINT, docs BIGINT,"
+        " per_10k DOUBLE, run_id VARCHAR"
+    ),
+    # A detector's measured quality and speed (bench/pii.py --ledger), for data cards.
+    "detector_benchmarks": (
+        "detector VARCHAR, entity_type VARCHAR, support BIGINT, predicted BIGINT,"
+        " precision DOUBLE, recall DOUBLE, docs BIGINT, mb DOUBLE, docs_per_s DOUBLE,"
+        " mb_per_s DOUBLE, eval_set VARCHAR, params_digest VARCHAR, run_id VARCHAR"
+    ),
+    # screen: hashes, list identities and locations only, never an item's bytes or text.
+    "hash_lists": (
+        "name VARCHAR, version VARCHAR, provider VARCHAR, sha256 VARCHAR, path VARCHAR,"
+        " entries BIGINT, entries_by_type VARCHAR, low_information BIGINT, run_id VARCHAR"
+    ),
+    "screen_matches": (
+        "record_id VARCHAR, hash_type VARCHAR, record_hash VARCHAR, orientation VARCHAR,"
+        " distance BIGINT, list_name VARCHAR, list_version VARCHAR, list_sha256 VARCHAR,"
+        " entry_hash VARCHAR, entry_label VARCHAR, entry_line BIGINT, run_id VARCHAR"
+    ),
+    "quarantine": (
+        "record_id VARCHAR, source_id VARCHAR, source_key VARCHAR, kind VARCHAR,"
+        " location VARCHAR, sha256 VARCHAR, md5 VARCHAR, sha256_text VARCHAR, phash VARCHAR,"
+        " dhash VARCHAR, list_name VARCHAR, list_version VARCHAR, list_sha256 VARCHAR,"
+        " hash_type VARCHAR, entry_hash VARCHAR, entry_label VARCHAR, distance BIGINT,"
+        " run_id VARCHAR"
+    ),
+    "incidents": (
+        "incident_id VARCHAR, kind VARCHAR, record_id VARCHAR, sha256 VARCHAR, md5 VARCHAR,"
+        " sha256_text VARCHAR, phash VARCHAR, dhash VARCHAR, list_name VARCHAR,"
+        " list_version VARCHAR, list_sha256 VARCHAR, hash_type VARCHAR, entry_hash VARCHAR,"
+        " entry_label VARCHAR, distance BIGINT, entries_matched BIGINT, occurrences BIGINT,"
+        " sources VARCHAR, affected_artifacts VARCHAR, run_id VARCHAR"
+    ),
+    "artifact_records": (
+        "artifact_sha256 VARCHAR, stage VARCHAR, source_id VARCHAR, record_id VARCHAR,"
+        " run_id VARCHAR"
+    ),
     "training_runs": (
         "run_id VARCHAR, code_version VARCHAR, params_digest VARCHAR, model_path VARCHAR,"
         " model_sha256 VARCHAR, model_spec VARCHAR,"

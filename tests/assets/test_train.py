@@ -34,7 +34,7 @@ def write_upstream(data_dir, n: int = 120) -> None:
             },
             schema=RECORD_SCHEMA,
         )
-        write_stage(frame, data_dir, "ingest", source)
+        write_stage(frame, data_dir, "screen", source)
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ def failure_of(result: dg.ExecuteInProcessResult) -> str:
 
 def materialize(params_path) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [build_train_asset("ingest")],
+        [build_train_asset("screen")],
         resources={"assay": AssayResource(params_path=str(params_path))},
         raise_on_error=False,
     )
@@ -164,12 +164,12 @@ def test_train_records_what_it_spent_and_refuses_to_overspend(train_project):
 def test_train_wiring_refuses_a_mismatched_upstream(train_project):
     project = train_project
     result = dg.materialize(
-        [build_train_asset("screen")],
+        [build_train_asset("ingest")],
         resources={"assay": AssayResource(params_path=str(project))},
         raise_on_error=False,
     )
     assert not result.success
-    assert "train.upstream is 'ingest', wired to 'screen'" in failure_of(result)
+    assert "train.upstream is 'screen', wired to 'ingest'" in failure_of(result)
 
 
 def test_budget_is_kept_per_record(tmp_path):

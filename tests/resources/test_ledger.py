@@ -119,3 +119,8 @@ def test_export_writes_every_table(ledger, tmp_path):
     names = {p.stem for p in paths}
     assert {"chain", "records", "drops", "sources", "runs"} <= names
     assert pl.read_parquet(tmp_path / "export" / "records.parquet").height == 50
+
+
+def test_an_empty_batch_appends_nothing(ledger):
+    assert ledger.append("records", _records(0)) is None
+    assert ledger.verify().entries == 3
