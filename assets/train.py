@@ -133,7 +133,7 @@ def _ledger_rows(
         "run_id": run_id,
         "code_version": CODE_VERSION,
         "params_digest": params.digest("train"),
-        "model_path": str(model_path),
+        "path": str(model_path),  # named like artifacts.path
         "model_sha256": sha,
         "model_spec": train.model,
         "model_kwargs": json.dumps(dict(train.model_kwargs), sort_keys=True),
@@ -266,7 +266,7 @@ def _metadata(ledger: Ledger, run_id: str, cumulative: float) -> dict:
     row = _training_run(ledger, run_id)
     meta: dict = {
         "model_sha256": row["model_sha256"],
-        "path": dg.MetadataValue.path(row["model_path"]),
+        "path": dg.MetadataValue.path(row["path"]),
         "training_run_id": run_id,
         "training_set_digest": row["training_set_digest"],
         "train_records": row["train_records"],

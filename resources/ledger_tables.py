@@ -76,7 +76,7 @@ TABLES: dict[str, str] = {
         " run_id VARCHAR"
     ),
     "training_runs": (
-        "run_id VARCHAR, code_version VARCHAR, params_digest VARCHAR, model_path VARCHAR,"
+        "run_id VARCHAR, code_version VARCHAR, params_digest VARCHAR, path VARCHAR,"
         " model_sha256 VARCHAR, model_spec VARCHAR,"
         " model_kwargs VARCHAR, upstream VARCHAR, training_set_digest VARCHAR,"
         " train_records BIGINT, heldout_records BIGINT, units BIGINT, privacy_unit VARCHAR,"
