@@ -1,0 +1,229 @@
+"""MinHash signatures of texts, for a whole batch of documents at once.
+
+The signatures are datasketch's ("affine32" scheme: a 32-bit shingle hash, the MurmurHash3
+finalizer, then h -> a*h + b mod 2^32 with datasketch's own permutations), so any signature
+here loads into ``datasketch.LeanMinHash`` and compares with its ``jaccard``. What differs is
+how they are computed: datasketch hashes shingles one Python call at a time; here the
+shingles of a whole batch are hashed with numpy over the code points of the concatenated
+normalized texts, and the permutations are applied to the batch's shingles in chunks, with
+a segmented minimum per document. That is what makes this faster than DataTrove's per-shingle
+loop (bench/dedup.py measures it).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+import numpy as np
+from datasketch import MinHash
+
+from resources.normalize import normalize_text
+
+SCHEME = "affine32"
+EMPTY_HASH = np.uint32(0xFFFFFFFF)
+"""datasketch's value for a permutation that saw no shingle (its empty MinHash)."""
+
+_U64 = np.uint64
+_TOKEN_BASE = _U64(
+    0x100000001B3
+)  # odd, so the per-position powers never collapse to zero
+_NGRAM_BASE = _U64(0x9E3779B97F4A7C15)
+# Bounds the (shingles x permutations) working block to a few MB, so it stays in cache.
+_CHUNK_CELLS = 1 << 20
+
+
+@dataclass(frozen=True)
+class MinHashConfig:
+    num_perm: int = 128
+    shingle: Literal["word", "char"] = "word"
+    ngram: int = 5
+    seed: int = 1
+
+
+@dataclass(frozen=True)
+class ShingleBatch:
+    """64-bit shingle hashes of a batch; doc i's are hashes[offsets[i]:offsets[i + 1]]."""
+
+    hashes: np.ndarray
+    offsets: np.ndarray
+
+    def of(self, i: int) -> np.ndarray:
+        return self.hashes[self.offsets[i] : self.offsets[i + 1]]
+
+
+def mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: spreads structured sums over all 64 bits."""
+    x = x + _U64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> _U64(27))) * _U64(0x94D049BB133111EB)
+    return x ^ (x >> _U64(31))
+
+
+def fmix32(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer, as datasketch applies it before its permutations."""
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> np.uint32(13))
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> np.uint32(16))
+
+
+def shingle_hashes(texts: Sequence[str], config: MinHashConfig) -> ShingleBatch:
+    """Hash the word or character n-grams of each normalized text.
+
+    A text with fewer tokens than n has one shingle (all its tokens), so short texts still
+    compare; a text with no tokens has none.
+    """
+    normalized = [normalize_text(t) for t in texts]
+    # normalize_text collapses all whitespace to single spaces, so "\n" can end each document.
+    joined = "\n".join(normalized) + "\n"
+    cps = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(_U64)
+    doc_ends = np.flatnonzero(cps == 10)
+    if config.shingle == "word":
+        tokens, token_pos = _word_tokens(cps)
+    else:
+        token_pos = np.flatnonzero(cps != 10)
+        tokens = mix64(cps[token_pos])
+    return _ngrams(
+        tokens, np.searchsorted(doc_ends, token_pos), len(texts), config.ngram
+    )
+
+
+def _word_tokens(cps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hash of each space-separated word and the position where it starts."""
+    sep = np.flatnonzero((cps == 32) | (cps == 10))
+    starts = np.concatenate(([0], sep[:-1] + 1))
+    starts = starts[sep > starts]
+    if starts.size == 0:
+        return np.empty(0, _U64), starts
+    begin = np.zeros(cps.size, np.int64)
+    begin[starts] = starts
+    np.maximum.accumulate(begin, out=begin)
+    offset = np.arange(cps.size) - begin
+    values = cps * _powers(int(offset.max()) + 1)[offset]
+    values[sep] = 0
+    return mix64(np.add.reduceat(values, starts)), starts
+
+
+@lru_cache(maxsize=8)
+def _powers_cached(n: int) -> np.ndarray:
+    powers = np.ones(n, dtype=_U64)
+    powers[1:] = np.cumprod(np.full(n - 1, _TOKEN_BASE, dtype=_U64))
+    return powers
+
+
+def _powers(n: int) -> np.ndarray:
+    # Round up so a few sizes cover all batches.
+    return _powers_cached(1 << max(6, (n - 1).bit_length()))
+
+
+def _ngrams(
+    tokens: np.ndarray, doc_of_token: np.ndarray, n_docs: int, n: int
+) -> ShingleBatch:
+    m = tokens.size
+    counts = np.bincount(doc_of_token, minlength=n_docs)
+    doc_start = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    pos = np.arange(m) - doc_start[doc_of_token]
+    acc = tokens.copy()
+    for k in range(1, n):
+        nxt = np.zeros(m, _U64)
+        nxt[: m - k] = tokens[k:]
+        same_doc = np.zeros(m, bool)
+        same_doc[: m - k] = doc_of_token[k:] == doc_of_token[: m - k]
+        acc = acc * _NGRAM_BASE + np.where(same_doc, nxt, _U64(0))
+    doc_count = counts[doc_of_token]
+    is_start = (pos <= doc_count - n) | ((doc_count < n) & (pos == 0))
+    hashes = mix64(acc[is_start])
+    per_doc = np.bincount(doc_of_token[is_start], minlength=n_docs)
+    offsets = np.concatenate(([0], np.cumsum(per_doc))).astype(np.int64)
+    return ShingleBatch(hashes=hashes, offsets=offsets)
+
+
+@lru_cache(maxsize=8)
+def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """datasketch's own (a, b) for this num_perm and seed, so signatures stay comparable."""
+    a, b = MinHash(num_perm=num_perm, seed=seed, scheme=SCHEME).permutations
+    return a.astype(np.uint32), b.astype(np.uint32)
+
+
+def signatures(batch: ShingleBatch, num_perm: int, seed: int) -> np.ndarray:
+    """(documents x num_perm) uint32 MinHash values; a document with no shingle gets
+    datasketch's empty value in every slot."""
+    a, b = permutations(num_perm, seed)
+    n_docs = batch.offsets.size - 1
+    out = np.full((n_docs, num_perm), EMPTY_HASH, dtype=np.uint32)
+    hv = fmix32((batch.hashes >> _U64(32)).astype(np.uint32))
+    sizes = np.diff(batch.offsets)
+    docs = np.flatnonzero(sizes)
+    if docs.size == 0:
+        return out
+    budget = max(1, _CHUNK_CELLS // num_perm)
+    cum = batch.offsets[docs + 1]
+    i = 0
+    while i < docs.size:
+        lo = batch.offsets[docs[i]]
+        j = max(i + 1, int(np.searchsorted(cum, lo + budget, side="right")))
+        hi = batch.offsets[docs[j - 1] + 1]
+        block = hv[lo:hi, None] * a
+        block += b
+        starts = batch.offsets[docs[i:j]] - lo
+        out[docs[i:j]] = np.minimum.reduceat(block, starts, axis=0)
+        i = j
+    return out
+
+
+def minhash_texts(texts: Sequence[str], config: MinHashConfig) -> np.ndarray:
+    """Signatures of texts: shingle_hashes then signatures."""
+    return signatures(shingle_hashes(texts, config), config.num_perm, config.seed)
+
+
+def s_curve(s: np.ndarray | float, bands: int, rows: int) -> np.ndarray | float:
+    """Probability that a pair of Jaccard s shares at least one of b bands of r rows."""
+    return 1.0 - (1.0 - np.power(s, rows)) ** bands
+
+
+def choose_bands(
+    threshold: float, num_perm: int, min_recall: float = 0.95
+) -> tuple[int, int]:
+    """(bands, rows) with recall >= min_recall for pairs at the threshold, and the fewest
+    expected candidates below it (the area under the S-curve on [0, threshold]).
+
+    Candidates are verified before anything is removed, so false candidates cost only time;
+    a missed pair is a duplicate left in. Hence recall is the constraint, candidates the cost.
+    """
+    grid = np.linspace(0.0, threshold, 512)
+    best: tuple[float, int, int] | None = None
+    for rows in range(1, num_perm + 1):
+        bands = num_perm // rows
+        if s_curve(threshold, bands, rows) < min_recall:
+            continue
+        area = float(np.trapezoid(s_curve(grid, bands, rows), grid))
+        if best is None or (area, bands) < (best[0], best[1]):
+            best = (area, bands, rows)
+    if best is None:
+        raise ValueError(
+            f"no banding of {num_perm} permutations reaches recall {min_recall}"
+        )
+    return best[1], best[2]
+
+
+def estimated_jaccard(
+    sig: np.ndarray, left: np.ndarray, right: np.ndarray
+) -> np.ndarray:
+    """Fraction of equal MinHash values for each pair (left[i], right[i]) of rows of sig."""
+    out = np.empty(left.size, dtype=np.float64)
+    step = max(1, _CHUNK_CELLS // sig.shape[1])
+    for s in range(0, left.size, step):
+        eq = sig[left[s : s + step]] == sig[right[s : s + step]]
+        out[s : s + step] = eq.mean(axis=1)
+    return out
+
+
+def exact_jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Jaccard similarity of two shingle-hash sets (duplicates within a set ignored)."""
+    ua, ub = np.unique(a), np.unique(b)
+    if ua.size == 0 and ub.size == 0:
+        return 1.0
+    inter = np.intersect1d(ua, ub, assume_unique=True).size
+    return inter / (ua.size + ub.size - inter)
