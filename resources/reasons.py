@@ -44,11 +44,12 @@ def describe(reason: Reason) -> str:
 def _read_descriptions() -> dict[Reason, str]:
     import ast
     import inspect
+    import itertools
 
     tree = ast.parse(inspect.getsource(Reason))
     body = tree.body[0].body
     out: dict[Reason, str] = {}
-    for node, following in zip(body, body[1:]):
+    for node, following in itertools.pairwise(body):
         if isinstance(node, ast.Assign) and isinstance(following, ast.Expr):
             out[Reason(node.value.value)] = following.value.value
     return out

@@ -1,0 +1,38 @@
+# Every target bootstraps .venv first: on a fresh clone `make run` and `make test` are all it takes.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
+export PYTHONUNBUFFERED := 1
+
+.PHONY: run test ui bench lint sample clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first, pinned: the CPU build on this disk; unpinned it pulls a multi-GB CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/assay run
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest
+
+ui: $(STAMP)
+	$(VENV)/bin/assay ui
+
+bench: $(STAMP)
+	$(PY) bench/ingest.py
+
+sample: $(STAMP)
+	$(VENV)/bin/assay sample
+
+clean:
+	rm -rf data/ingest data/dedup data/scrub data/screen data/train data/release \
+		data/ledger.duckdb data/ledger.duckdb.lock .dagster_home

@@ -1,0 +1,1 @@
+"""The stages of assay, one Dagster asset module each."""

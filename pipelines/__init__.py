@@ -1,0 +1,1 @@
+"""Wiring of assay: definitions, jobs, schedules, the `assay` command and the params model."""

@@ -1,0 +1,219 @@
+"""The `assay` command. Exit codes: 0 success, 1 error, 2 bad usage, 3 release blocked."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+import polars as pl
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.params import ParamsError, load_params
+from resources import audit
+from resources.ledger import Ledger
+
+console = Console()
+EXIT_ERROR = 1
+
+
+def _emit(data: object, as_json: bool, table: pl.DataFrame | None = None, title: str = "") -> None:
+    """One JSON document on stdout with --json; else a table (or the pretty JSON)."""
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+    elif table is not None:
+        print_frame(table, title)
+    else:
+        console.print_json(json.dumps(data, default=str))
+
+
+def print_frame(frame: pl.DataFrame, title: str = "") -> None:
+    table = Table(title=title or None, show_lines=False)
+    for column in frame.columns:
+        table.add_column(column, overflow="fold")
+    for row in frame.iter_rows():
+        table.add_row(*["" if v is None else str(v) for v in row])
+    console.print(table)
+
+
+def _ledger(params_file: str) -> Ledger:
+    return Ledger(load_params(params_file).ledger_path)
+
+
+params_option = click.option(
+    "--params", "params_file", default="params.yaml", show_default=True, help="params.yaml path"
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="print one JSON document")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """assay: audited training data, with every record's story in one ledger."""
+
+
+@cli.command()
+@params_option
+@click.option("--select", default=None, help="comma-separated asset names (default: all)")
+def run(params_file: str, select: str | None) -> None:
+    """Materialize the pipeline in-process; print a summary per source at the end."""
+    from pipelines.runner import run_pipeline
+
+    selection = [s.strip() for s in select.split(",")] if select else None
+    ok = run_pipeline(params_file, selection, console)
+    sys.exit(0 if ok else EXIT_ERROR)
+
+
+@cli.command()
+@params_option
+@click.option("--port", default=3000, show_default=True)
+def ui(params_file: str, port: int) -> None:
+    """Start the Dagster UI on 127.0.0.1."""
+    from pipelines.runner import dagster_home
+
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home(params_file))}
+    env["ASSAY_PARAMS"] = str(Path(params_file).resolve())
+    workspace = Path(params_file).resolve().parent / "workspace.yaml"
+    dagster = Path(sys.executable).with_name("dagster")
+    args = [str(dagster), "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)]
+    os.execvpe(args[0], args, env)
+
+
+@cli.command()
+@click.option("--out", default="data", show_default=True, help="where raw/ and hashlists/ go")
+def sample(out: str) -> None:
+    """Rebuild the sample corpus (data/raw) and the demo hash list, deterministically."""
+    from pipelines.sample import build_sample
+
+    counts = build_sample(Path(out))
+    for name, n in counts.items():
+        click.echo(f"{name:10s} {n:5d} items")
+
+
+@cli.group()
+def ledger() -> None:
+    """Ask the ledger: stats, sources, why, sql, verify, export, reasons."""
+
+
+@ledger.command()
+@params_option
+@json_option
+def stats(params_file: str, as_json: bool) -> None:
+    """Row counts, chain length, latest counts per stage, drops by reason."""
+    data = audit.stats(_ledger(params_file))
+    if as_json:
+        _emit(data, True)
+        return
+    console.print(
+        f"ledger {data['ledger']}: {data['chain_entries']} chain entries, {data['runs']} runs"
+    )
+    print_frame(pl.DataFrame(data["latest_stage_counts"]), "latest counts per stage and source")
+    reasons = pl.DataFrame(
+        {
+            "reason": list(data["dropped_by_reason"]),
+            "dropped": list(data["dropped_by_reason"].values()),
+        }
+    )
+    print_frame(reasons, "dropped by reason (latest runs)")
+
+
+@ledger.command()
+@params_option
+@json_option
+def sources(params_file: str, as_json: bool) -> None:
+    """Every source: license, consent, origin, content hash and counts."""
+    frame = audit.sources(_ledger(params_file))
+    _emit(frame.to_dicts(), as_json, frame, "sources")
+
+
+@ledger.command()
+@click.argument("key")
+@params_option
+@json_option
+def why(key: str, params_file: str, as_json: bool) -> None:
+    """Where a record (record_id or source_key) came from, and what happened to it."""
+    found = audit.why(_ledger(params_file), key)
+    if not found:
+        raise click.ClickException(f"no record or source_key {key!r} in the ledger")
+    if as_json:
+        _emit(found, True)
+        return
+    for occ in found:
+        src = occ["source"] or {}
+        console.print(f"[bold]{occ['source_id']}[/] {occ['source_key']}  record {occ['record_id']}")
+        console.print(f"  source   {src.get('uri')}  retrieved {src.get('retrieved_at')}")
+        console.print(f"  license  {src.get('license')}   consent {src.get('consent')}")
+        for drop in occ["drops"]:
+            console.print(f"  dropped  at {drop['stage']}: {drop['reason']}  {drop['evidence']}")
+        console.print(f"  fate     {occ['fate']}")
+
+
+@ledger.command()
+@click.argument("query")
+@params_option
+@json_option
+def sql(query: str, params_file: str, as_json: bool) -> None:
+    """Run read-only SQL against the ledger."""
+    frame = _ledger(params_file).query(query)
+    _emit(frame.to_dicts(), as_json, frame)
+
+
+@ledger.command()
+@params_option
+@json_option
+def verify(params_file: str, as_json: bool) -> None:
+    """Recompute the hash chain; exit 1 naming the first bad entry."""
+    result = _ledger(params_file).verify()
+    data = {
+        "ok": result.ok,
+        "entries": result.entries,
+        "first_bad_entry": result.first_bad,
+        "problem": result.problem,
+    }
+    if as_json:
+        _emit(data, True)
+    elif result.ok:
+        console.print(f"ledger OK: {result.entries} entries, hash chain intact")
+    else:
+        console.print(f"ledger BROKEN at entry {result.first_bad}: {result.problem}")
+    sys.exit(0 if result.ok else EXIT_ERROR)
+
+
+@ledger.command()
+@click.argument("out_dir", default="data/ledger_export")
+@params_option
+@json_option
+def export(out_dir: str, params_file: str, as_json: bool) -> None:
+    """Write every ledger table to Parquet."""
+    paths = [str(p) for p in _ledger(params_file).export(out_dir)]
+    _emit({"exported": paths}, as_json) if as_json else click.echo("\n".join(paths))
+
+
+@ledger.command()
+@json_option
+def reasons(as_json: bool) -> None:
+    """The reason codes a drop can carry, and what each means."""
+    from resources.reasons import Reason, describe
+
+    frame = pl.DataFrame(
+        {"reason": [str(r) for r in Reason], "meaning": [describe(r) for r in Reason]}
+    )
+    _emit(frame.to_dicts(), as_json, frame, "reason codes")
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.UsageError as err:
+        err.show()
+        sys.exit(2)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(EXIT_ERROR)
+    except click.Abort:
+        sys.exit(EXIT_ERROR)
+    except (ParamsError, FileNotFoundError, ValueError) as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_ERROR)

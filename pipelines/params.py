@@ -1,0 +1,162 @@
+"""params.yaml, the one configuration file: its model, loading and validation.
+
+Relative paths in params.yaml are relative to the file's own directory (the project root).
+Errors name the bad field, e.g. ``sources[2] 'forum'.license: SPDX id expected``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SOURCE_FORMATS = ("jsonl", "csv", "parquet", "txt", "image")
+_SPDX = re.compile(r"^(LicenseRef-[A-Za-z0-9.-]+|[A-Za-z0-9][A-Za-z0-9.+-]*)$")
+
+
+class ParamsError(ValueError):
+    """params.yaml is missing, unparsable or invalid; the message names the bad field."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Paths(Section):
+    data_dir: str = "data"
+    ledger: str = "data/ledger.duckdb"
+
+
+class Policy(Section):
+    """Which sources may contribute records at all."""
+
+    allowed_licenses: list[str] = ["CC0-1.0", "CC-BY-4.0", "CC-BY-SA-4.0", "MIT", "Apache-2.0"]
+    allowed_consent: list[str] = ["public_domain", "license_terms", "opt_in", "contract"]
+
+
+class Ingest(Section):
+    batch_size: int = Field(10_000, ge=1)
+    max_record_bytes: int = Field(1_000_000, ge=1)
+
+
+class Source(Section):
+    """One corpus, declared by its owner's facts; ``path`` is a file or a folder."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    path: str
+    glob: str | None = None
+    format: Literal["jsonl", "csv", "parquet", "txt", "image"]
+    text_field: str = "text"
+    id_field: str | None = None
+    license: str
+    consent: str
+    uri: str
+    retrieved_at: datetime
+    owner: str
+    priority: int = 0
+
+    @field_validator("license")
+    @classmethod
+    def _spdx(cls, value: str) -> str:
+        if not _SPDX.match(value):
+            raise ValueError(f"SPDX license id expected, got {value!r}")
+        return value
+
+    @field_validator("retrieved_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("retrieved_at needs a time zone, e.g. 2026-01-31T00:00:00Z")
+        return value
+
+
+class Params(Section):
+    paths: Paths = Paths()
+    policy: Policy = Policy()
+    ingest: Ingest = Ingest()
+    sources: list[Source]
+    root: Path = Field(Path("."), exclude=True)
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_ids(cls, sources: list[Source]) -> list[Source]:
+        ids = [s.id for s in sources]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"source ids must be unique; repeated: {repeated}")
+        return sources
+
+    def resolve(self, path: str) -> Path:
+        """A params path made absolute against the project root."""
+        return (self.root / path).resolve()
+
+    @property
+    def data_dir(self) -> Path:
+        return self.resolve(self.paths.data_dir)
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.resolve(self.paths.ledger)
+
+    def source(self, source_id: str) -> Source:
+        for source in self.sources:
+            if source.id == source_id:
+                return source
+        raise ParamsError(f"no source {source_id!r} in params; known: {self.source_ids}")
+
+    @property
+    def source_ids(self) -> list[str]:
+        return [s.id for s in self.sources]
+
+    def digest(self, section: str | None = None) -> str:
+        """sha256 of the canonical JSON of the params, or of one section of them."""
+        data = self.model_dump(mode="json")
+        if section is not None:
+            data = data[section]
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml; raises ParamsError naming the bad field."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: no such file") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping at the top level")
+    try:
+        return Params.model_validate({**raw, "root": path.resolve().parent})
+    except ValidationError as err:
+        raise ParamsError(_describe(path, raw, err)) from None
+
+
+def _describe(path: Path, raw: dict, err: ValidationError) -> str:
+    lines = [f"{path}: {err.error_count()} invalid field(s)"]
+    for problem in err.errors():
+        lines.append(f"  {_field_name(raw, problem['loc'])}: {problem['msg']}")
+    return "\n".join(lines)
+
+
+def _field_name(raw: dict, loc: tuple) -> str:
+    parts: list[str] = []
+    node: object = raw
+    for key in loc:
+        if isinstance(key, int):
+            label = f"[{key}]"
+            if isinstance(node, list) and key < len(node) and isinstance(node[key], dict):
+                label += f" {node[key].get('id', '')!r}" if "id" in node[key] else ""
+                node = node[key]
+            parts.append(label)
+        else:
+            parts.append(f".{key}" if parts else str(key))
+            node = node.get(key) if isinstance(node, dict) else None
+    return "".join(parts)

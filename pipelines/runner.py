@@ -1,0 +1,150 @@
+"""`assay run`: materialize in-process against a persistent instance, with progress and summary.
+
+Runs go into the same Dagster instance (``.dagster_home``) that `assay ui` shows, so a run from
+the command line appears in the UI's history.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from pipelines.jobs import INGEST
+from pipelines.params import load_params
+from resources import audit
+from resources.ledger import Ledger
+
+DAGSTER_YAML = """\
+# Written by assay. Nothing phones home; ledger writers share one concurrency slot.
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 1
+"""
+
+
+def dagster_home(params_file: str | Path) -> Path:
+    """The instance directory: $DAGSTER_HOME, else .dagster_home beside params.yaml."""
+    default = Path(params_file).resolve().parent / ".dagster_home"
+    home = Path(os.environ.get("DAGSTER_HOME") or default)
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML)
+    return home
+
+
+def run_pipeline(params_file: str, selection: list[str] | None, console: Console) -> bool:
+    """Ingest every source (one run each), then every later stage in one run; True if all ok."""
+    from pipelines.definitions import build_defs
+
+    os.environ["DAGSTER_HOME"] = str(dagster_home(params_file))
+    params = load_params(params_file)
+    defs = build_defs(params_file)
+    names = [key.to_user_string() for key in defs.resolve_all_asset_keys()]
+    selected = selection or names
+    unknown = sorted(set(selected) - set(names))
+    if unknown:
+        raise ValueError(f"unknown asset(s) {unknown}; known: {names}")
+    steps = [(INGEST, s) for s in params.source_ids] if INGEST in selected else []
+    downstream = [n for n in names if n in selected and n != INGEST]
+    instance = dg.DagsterInstance.get()
+    failures = _execute(defs, steps, downstream, instance, console)
+    print_summary(Ledger(params.ledger_path), console)
+    for failure in failures:
+        console.print(f"[red]failed[/] {failure}")
+    return not failures
+
+
+def _execute(
+    defs: dg.Definitions,
+    steps: list[tuple[str, str]],
+    downstream: list[str],
+    instance: dg.DagsterInstance,
+    console: Console,
+) -> list[str]:
+    failures: list[str] = []
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("assay run", total=len(steps) + bool(downstream))
+        for _, source_id in steps:
+            progress.update(task, description=f"ingest {source_id}")
+            job = defs.resolve_job_def("ingest_job")
+            result = job.execute_in_process(
+                partition_key=source_id, instance=instance, raise_on_error=False
+            )
+            if not result.success:
+                failures.append(f"ingest {source_id}: {_failure_message(result)}")
+            progress.advance(task)
+        if downstream and not failures:
+            progress.update(task, description=", ".join(downstream))
+            result = defs.resolve_job_def("curate_job").execute_in_process(
+                instance=instance,
+                asset_selection=[dg.AssetKey(n) for n in downstream],
+                raise_on_error=False,
+            )
+            if not result.success:
+                failures.append(f"{', '.join(downstream)}: {_failure_message(result)}")
+            progress.advance(task)
+        progress.update(task, description="assay run: done" if not failures else "assay run")
+    return failures
+
+
+def _failure_message(result: dg.ExecuteInProcessResult) -> str:
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data.error:
+            error = event.step_failure_data.error
+            cause = error.cause or error
+            return f"{event.step_key}: {cause.message.strip()}"
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            if not evaluation.passed:
+                return f"check {evaluation.check_name} failed on {evaluation.asset_key}"
+    return "run failed"
+
+
+def summary_frame(ledger: Ledger) -> pl.DataFrame:
+    """One row per source: items read, records out of each stage, drops by reason."""
+    counts = audit.latest_counts(ledger)
+    if counts.is_empty():
+        return pl.DataFrame()
+    stages = list(dict.fromkeys(counts.sort("recorded_at")["stage"]))
+    out = (
+        counts.filter(pl.col("stage") == INGEST)
+        .select("source_id", pl.col("records_in").alias("read"))
+        .join(
+            counts.pivot(on="stage", index="source_id", values="records_out"),
+            on="source_id",
+            how="full",
+            coalesce=True,
+        )
+        .select("source_id", "read", *stages)
+    )
+    reasons = audit.latest_drop_reasons(ledger)
+    dropped = (
+        reasons.with_columns(pl.format("{} {}", "reason", "n").alias("why"))
+        .group_by("source_id", maintain_order=True)
+        .agg(pl.col("why").str.join(", ").alias("dropped (reason count)"))
+    )
+    return out.join(dropped, on="source_id", how="left").sort("source_id").fill_null("")
+
+
+def print_summary(ledger: Ledger, console: Console) -> None:
+    from pipelines.cli import print_frame
+
+    frame = summary_frame(ledger)
+    if frame.is_empty():
+        console.print("nothing in the ledger yet")
+        return
+    print_frame(frame, "records per source: read, out of each stage, and dropped")

@@ -1,0 +1,30 @@
+"""The ledger's tables: name -> column DDL.
+
+The ledger adds its own bookkeeping columns to each (entry_seq, row_no, recorded_at). No
+column may hold raw PII or the bytes of a harmful item: only ids, hashes, counts and codes.
+"""
+
+TABLES: dict[str, str] = {
+    "runs": "run_id VARCHAR, job VARCHAR, code_version VARCHAR, params_digest VARCHAR",
+    "sources": (
+        "source_id VARCHAR, uri VARCHAR, path VARCHAR, license VARCHAR, consent VARCHAR,"
+        " retrieved_at TIMESTAMPTZ, owner VARCHAR, content_sha256 VARCHAR, files BIGINT,"
+        " run_id VARCHAR"
+    ),
+    "artifacts": (
+        "path VARCHAR, sha256 VARCHAR, size_bytes BIGINT, stage VARCHAR, source_id VARCHAR,"
+        " records BIGINT, run_id VARCHAR"
+    ),
+    "records": (
+        "record_id VARCHAR, source_id VARCHAR, source_key VARCHAR, kind VARCHAR,"
+        " size_bytes BIGINT, run_id VARCHAR"
+    ),
+    "drops": (
+        "stage VARCHAR, record_id VARCHAR, source_id VARCHAR, source_key VARCHAR,"
+        " reason VARCHAR, evidence VARCHAR, run_id VARCHAR"
+    ),
+    "stage_counts": (
+        "stage VARCHAR, source_id VARCHAR, records_in BIGINT, records_out BIGINT,"
+        " dropped BIGINT, run_id VARCHAR"
+    ),
+}

@@ -1,0 +1,1 @@
+"""Sensors that re-run what changed."""
