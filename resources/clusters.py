@@ -79,7 +79,7 @@ def select_survivors(
         return Survivors(kept, dup_of, sim_of, via)
     prot = np.zeros(n, bool) if protected is None else protected
     adjacency: dict[int, list[tuple[int, float, int]]] = {}
-    for i, ((a, b), s) in enumerate(zip(edges.tolist(), similarity.tolist())):
+    for i, ((a, b), s) in enumerate(zip(edges.tolist(), similarity.tolist(), strict=True)):
         adjacency.setdefault(a, []).append((b, s, i))
         adjacency.setdefault(b, []).append((a, s, i))
     nodes = np.fromiter(adjacency.keys(), np.int64)
@@ -101,11 +101,9 @@ def select_survivors(
     return Survivors(kept, dup_of, sim_of, via)
 
 
-def size_histogram(
-    labels: np.ndarray, weights: np.ndarray | None = None
-) -> dict[int, int]:
+def size_histogram(labels: np.ndarray, weights: np.ndarray | None = None) -> dict[int, int]:
     """cluster size -> number of clusters, for clusters of two or more members."""
     sizes = np.bincount(labels, weights=weights).astype(np.int64)
     sizes = sizes[sizes > 1]
     values, counts = np.unique(sizes, return_counts=True)
-    return {int(v): int(c) for v, c in zip(values, counts)}
+    return {int(v): int(c) for v, c in zip(values, counts, strict=True)}

@@ -117,9 +117,7 @@ def deduplicate(
     pool = _pool(new, accepted)
     n_acc = accepted.height
     protected = np.arange(pool.height) < n_acc
-    full_rank = np.concatenate(
-        [np.full(n_acc, -1, np.int64), np.asarray(rank, np.int64)]
-    )
+    full_rank = np.concatenate([np.full(n_acc, -1, np.int64), np.asarray(rank, np.int64)])
 
     group = pool.select(pl.struct("kind", "exact_key").rank("dense") - 1).to_series()
     group = group.to_numpy().astype(np.int64)
@@ -138,20 +136,14 @@ def deduplicate(
     kept_mask, drops = _drops(pool, group, rep, surv, near, protected)
     kept_pool = pool.filter(pl.Series(kept_mask))
     kept_groups = group[kept_mask]
-    accepted_out = kept_pool.select(
-        "record_id", "source_id", "source_key", "kind", "exact_key"
-    )
+    accepted_out = kept_pool.select("record_id", "source_id", "source_key", "kind", "exact_key")
     accepted_out = accepted_out.with_columns(
-        pl.when(pl.col("kind") == TEXT)
-        .then(matrix_to_binary(sig[kept_groups]))
-        .alias("signature"),
+        pl.when(pl.col("kind") == TEXT).then(matrix_to_binary(sig[kept_groups])).alias("signature"),
         pl.when(pl.col("kind") == IMAGE)
         .then(pl.Series(phash[kept_groups], dtype=pl.UInt64()))
         .alias("phash"),
     ).select(list(ACCEPTED_SCHEMA))
-    kept = kept_pool.filter(pl.Series(~protected[kept_mask])).select(
-        list(RECORD_SCHEMA)
-    )
+    kept = kept_pool.filter(pl.Series(~protected[kept_mask])).select(list(RECORD_SCHEMA))
     return DedupResult(
         kept=kept,
         drops=drops,
@@ -168,7 +160,7 @@ def _pool(new: pl.DataFrame, accepted: pl.DataFrame) -> pl.DataFrame:
     """Accepted rows first, then the new records with their exact keys."""
     exact = [
         normalized_sha256(t) if k == TEXT else image_keys(p).pixel_sha256
-        for k, t, p in zip(new["kind"], new["text"], new["image_path"])
+        for k, t, p in zip(new["kind"], new["text"], new["image_path"], strict=True)
     ]
     fresh = new.select(list(RECORD_SCHEMA)).with_columns(
         pl.Series("exact_key", exact, pl.String()),
@@ -182,9 +174,7 @@ def _pool(new: pl.DataFrame, accepted: pl.DataFrame) -> pl.DataFrame:
         pl.lit(None, pl.String()).alias("image_path"),
     )
     columns = [*RECORD_SCHEMA, "exact_key", "signature", "phash"]
-    return pl.concat(
-        [old.select(columns), fresh.select(columns)], how="vertical_relaxed"
-    )
+    return pl.concat([old.select(columns), fresh.select(columns)], how="vertical_relaxed")
 
 
 def _representatives(group: np.ndarray, rank: np.ndarray, n_groups: int) -> np.ndarray:
@@ -215,9 +205,7 @@ def binary_to_matrix(values: pl.Series, num_perm: int) -> np.ndarray:
     arr = arr.cast(pa.large_binary())
     if arr.null_count:
         raise ValueError("missing signatures")
-    offsets = np.frombuffer(arr.buffers()[1], np.int64)[
-        arr.offset : arr.offset + len(arr) + 1
-    ]
+    offsets = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset : arr.offset + len(arr) + 1]
     width = num_perm * 4
     if np.any(np.diff(offsets) != width):
         raise ValueError(f"stored signatures do not hold {num_perm} permutations")
@@ -244,9 +232,7 @@ def _group_signatures(
     return sig
 
 
-def _group_phashes(
-    pool: pl.DataFrame, rep: np.ndarray, kinds: np.ndarray
-) -> np.ndarray:
+def _group_phashes(pool: pl.DataFrame, rep: np.ndarray, kinds: np.ndarray) -> np.ndarray:
     """pHash of each image group's representative (stored if accepted, else computed)."""
     phash = np.zeros(rep.size, np.uint64)
     stored = pool["phash"].to_list()
@@ -279,25 +265,17 @@ def _near_edges(
     config: DedupConfig,
 ) -> NearEdges:
     """Verified near-duplicate edges between exact groups."""
-    bands, rows = choose_bands(
-        config.threshold, config.minhash.num_perm, config.min_recall
-    )
+    bands, rows = choose_bands(config.threshold, config.minhash.num_perm, config.min_recall)
     edges, sims, methods, dists = [], [], [], []
     candidates = 0
 
     text_groups = np.flatnonzero(kinds == TEXT)
     if text_groups.size > 1:
         tsig = sig[text_groups]
-        pairs = candidate_pairs(
-            band_keys(tsig, bands, rows), memory_limit=config.memory_limit
-        )
+        pairs = candidate_pairs(band_keys(tsig, bands, rows), memory_limit=config.memory_limit)
         candidates += pairs.shape[0]
         pairs, sim = _verify_text(pool["text"], rep[text_groups], tsig, pairs, config)
-        method = (
-            METHOD_MINHASH_EXACT
-            if config.verify == "exact"
-            else METHOD_MINHASH_ESTIMATE
-        )
+        method = METHOD_MINHASH_EXACT if config.verify == "exact" else METHOD_MINHASH_ESTIMATE
         edges.append(text_groups[pairs].reshape(-1, 2))
         sims.append(sim)
         methods.append(np.full(sim.size, method, dtype=object))
@@ -400,9 +378,7 @@ def _drops(
     target = np.where(is_exact, rep[g], rep[np.maximum(surv.duplicate_of[g], 0)])
     is_text = pool["kind"].to_numpy()[dropped] == TEXT
     exact_method = np.where(is_text, METHOD_EXACT_TEXT, METHOD_EXACT_PIXELS)
-    method = np.where(
-        is_exact, exact_method, near.method[edge] if near.method.size else ""
-    )
+    method = np.where(is_exact, exact_method, near.method[edge] if near.method.size else "")
     similarity = np.where(is_exact, 1.0, surv.similarity[g])
     hamming = np.where(is_exact, 0, near.hamming[edge] if near.hamming.size else 0)
     hamming = np.where(is_text, -1, hamming)
@@ -412,9 +388,7 @@ def _drops(
     frame = ids[dropped].with_columns(
         pl.Series(
             "reason",
-            np.where(
-                is_exact, Reason.DUPLICATE_EXACT.value, Reason.DUPLICATE_NEAR.value
-            ),
+            np.where(is_exact, Reason.DUPLICATE_EXACT.value, Reason.DUPLICATE_NEAR.value),
             pl.String(),
         ),
         pl.struct(

@@ -31,19 +31,13 @@ def kept_duplicates(
     rng = np.random.default_rng(seed)
     frames = [
         _text_violations(kept.filter(pl.col("kind") == TEXT), config, sample_size, rng),
-        _image_violations(
-            kept.filter(pl.col("kind") == IMAGE), config, sample_size, rng
-        ),
+        _image_violations(kept.filter(pl.col("kind") == IMAGE), config, sample_size, rng),
     ]
     return pl.concat(frames, how="vertical")
 
 
 def _sample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    return (
-        np.sort(rng.choice(n, size=min(size, n), replace=False))
-        if n
-        else np.empty(0, int)
-    )
+    return np.sort(rng.choice(n, size=min(size, n), replace=False)) if n else np.empty(0, int)
 
 
 def _text_violations(
@@ -63,18 +57,12 @@ def _text_violations(
         i, j = np.nonzero(est >= floor)
         lefts.append(rows[i])
         rights.append(j)
-    pairs = np.column_stack([np.concatenate(lefts), np.concatenate(rights)]).astype(
-        np.int64
-    )
+    pairs = np.column_stack([np.concatenate(lefts), np.concatenate(rights)]).astype(np.int64)
     pairs = np.unique(np.sort(pairs, axis=1), axis=0)
     if config.verify == "exact":
         pairs, sim = verify_exact(kept["text"], np.arange(kept.height), pairs, config)
     else:
-        sim = (
-            (sig[pairs[:, 0]] == sig[pairs[:, 1]]).mean(axis=1)
-            if pairs.size
-            else np.empty(0)
-        )
+        sim = (sig[pairs[:, 0]] == sig[pairs[:, 1]]).mean(axis=1) if pairs.size else np.empty(0)
     return _frame(kept, pairs, sim, TEXT)
 
 
@@ -89,17 +77,11 @@ def _image_violations(
     dist[np.arange(sample.size), sample] = 65
     i, j = np.nonzero(dist <= config.image_max_distance)
     pairs = np.unique(np.sort(np.column_stack([sample[i], j]), axis=1), axis=0)
-    sim = (
-        1.0 - hamming(phash[pairs[:, 0]], phash[pairs[:, 1]]) / 64.0
-        if pairs.size
-        else []
-    )
+    sim = 1.0 - hamming(phash[pairs[:, 0]], phash[pairs[:, 1]]) / 64.0 if pairs.size else []
     return _frame(kept, pairs, np.asarray(sim, np.float64), IMAGE)
 
 
-def _frame(
-    kept: pl.DataFrame, pairs: np.ndarray, sim: np.ndarray, kind: str
-) -> pl.DataFrame:
+def _frame(kept: pl.DataFrame, pairs: np.ndarray, sim: np.ndarray, kind: str) -> pl.DataFrame:
     ids = kept["record_id"]
     if pairs.size == 0:
         return pl.DataFrame(schema=VIOLATION_SCHEMA)

@@ -42,9 +42,7 @@ def near_pairs(
     phashes: np.ndarray, max_distance: int, memory_limit: str = "1GB"
 ) -> tuple[np.ndarray, np.ndarray]:
     """(pairs, distances) of hashes within max_distance bits of each other."""
-    pairs = candidate_pairs(
-        hash_chunks(phashes, max_distance), memory_limit=memory_limit
-    )
+    pairs = candidate_pairs(hash_chunks(phashes, max_distance), memory_limit=memory_limit)
     if pairs.size == 0:
         return pairs, np.empty(0, np.int64)
     dist = hamming(phashes[pairs[:, 0]], phashes[pairs[:, 1]])

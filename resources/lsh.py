@@ -68,17 +68,15 @@ def candidate_pairs(
         }
     )
     with tempfile.TemporaryDirectory(dir=spill_dir) as tmp:
-        con = duckdb.connect(
-            config={"memory_limit": memory_limit, "temp_directory": tmp}
-        )
+        con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": tmp})
         try:
             con.register("band_rows", table)
             result = con.sql(_PAIRS_SQL, params=[max_bucket]).to_arrow_table()
         finally:
             con.close()
-    return np.column_stack(
-        [result.column("a").to_numpy(), result.column("b").to_numpy()]
-    ).astype(np.int64)
+    return np.column_stack([result.column("a").to_numpy(), result.column("b").to_numpy()]).astype(
+        np.int64
+    )
 
 
 _PAIRS_SQL = """

@@ -25,9 +25,7 @@ EMPTY_HASH = np.uint32(0xFFFFFFFF)
 """datasketch's value for a permutation that saw no shingle (its empty MinHash)."""
 
 _U64 = np.uint64
-_TOKEN_BASE = _U64(
-    0x100000001B3
-)  # odd, so the per-position powers never collapse to zero
+_TOKEN_BASE = _U64(0x100000001B3)  # odd, so the per-position powers never collapse to zero
 _NGRAM_BASE = _U64(0x9E3779B97F4A7C15)
 # Bounds the (shingles x permutations) working block to a few MB, so it stays in cache.
 _CHUNK_CELLS = 1 << 20
@@ -85,9 +83,7 @@ def shingle_hashes(texts: Sequence[str], config: MinHashConfig) -> ShingleBatch:
     else:
         token_pos = np.flatnonzero(cps != 10)
         tokens = mix64(cps[token_pos])
-    return _ngrams(
-        tokens, np.searchsorted(doc_ends, token_pos), len(texts), config.ngram
-    )
+    return _ngrams(tokens, np.searchsorted(doc_ends, token_pos), len(texts), config.ngram)
 
 
 def _word_tokens(cps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -118,9 +114,7 @@ def _powers(n: int) -> np.ndarray:
     return _powers_cached(1 << max(6, (n - 1).bit_length()))
 
 
-def _ngrams(
-    tokens: np.ndarray, doc_of_token: np.ndarray, n_docs: int, n: int
-) -> ShingleBatch:
+def _ngrams(tokens: np.ndarray, doc_of_token: np.ndarray, n_docs: int, n: int) -> ShingleBatch:
     m = tokens.size
     counts = np.bincount(doc_of_token, minlength=n_docs)
     doc_start = np.concatenate(([0], np.cumsum(counts)[:-1]))
@@ -183,9 +177,7 @@ def s_curve(s: np.ndarray | float, bands: int, rows: int) -> np.ndarray | float:
     return 1.0 - (1.0 - np.power(s, rows)) ** bands
 
 
-def choose_bands(
-    threshold: float, num_perm: int, min_recall: float = 0.95
-) -> tuple[int, int]:
+def choose_bands(threshold: float, num_perm: int, min_recall: float = 0.95) -> tuple[int, int]:
     """(bands, rows) with recall >= min_recall for pairs at the threshold, and the fewest
     expected candidates below it (the area under the S-curve on [0, threshold]).
 
@@ -202,15 +194,11 @@ def choose_bands(
         if best is None or (area, bands) < (best[0], best[1]):
             best = (area, bands, rows)
     if best is None:
-        raise ValueError(
-            f"no banding of {num_perm} permutations reaches recall {min_recall}"
-        )
+        raise ValueError(f"no banding of {num_perm} permutations reaches recall {min_recall}")
     return best[1], best[2]
 
 
-def estimated_jaccard(
-    sig: np.ndarray, left: np.ndarray, right: np.ndarray
-) -> np.ndarray:
+def estimated_jaccard(sig: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Fraction of equal MinHash values for each pair (left[i], right[i]) of rows of sig."""
     out = np.empty(left.size, dtype=np.float64)
     step = max(1, _CHUNK_CELLS // sig.shape[1])

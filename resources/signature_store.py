@@ -54,7 +54,8 @@ def source_digests(records: pl.DataFrame) -> dict[str, str]:
     )
     for (source_id,), part in ordered.group_by("source_id", maintain_order=True):
         digest = hashlib.sha256()
-        for key, rid in zip(part["source_key"].to_list(), part["record_id"].to_list()):
+        keys, ids = part["source_key"].to_list(), part["record_id"].to_list()
+        for key, rid in zip(keys, ids, strict=True):
             digest.update(f"{key}\0{rid}\n".encode())
         out[str(source_id)] = digest.hexdigest()
     return out
@@ -67,11 +68,7 @@ def plan_run(
     incremental: bool,
 ) -> Plan:
     """Which sources to process now, given the current per-source digests."""
-    if (
-        not incremental
-        or manifest is None
-        or manifest.settings_digest != settings_digest
-    ):
+    if not incremental or manifest is None or manifest.settings_digest != settings_digest:
         return Plan(full=True, process=sorted(current), carried=[], removed=[])
     carried = sorted(s for s, d in current.items() if manifest.sources.get(s) == d)
     process = sorted(s for s in current if s not in carried)
@@ -91,9 +88,7 @@ class SignatureStore:
         if not manifest_path.exists() or not accepted_path.exists():
             return pl.DataFrame(schema=ACCEPTED_SCHEMA), None
         raw = json.loads(manifest_path.read_text())
-        manifest = Manifest(
-            settings_digest=raw["settings_digest"], sources=raw["sources"]
-        )
+        manifest = Manifest(settings_digest=raw["settings_digest"], sources=raw["sources"])
         return pl.read_parquet(accepted_path).select(list(ACCEPTED_SCHEMA)), manifest
 
     def save(self, accepted: pl.DataFrame, manifest: Manifest) -> None:

@@ -7,7 +7,8 @@ criterion in a configurable order:
   one, then neither);
 - "retrieved_at": earlier retrieval first (the older copy is the likelier original; a source
   without a retrieval time goes last);
-- "priority": the source's declared priority, lower first (priority 1 before priority 2).
+- "priority": the source's declared priority, higher first (params' default 0 means none
+  declared, so declaring any positive priority promotes a source).
 
 Ties fall to source_id, then source_key, so the choice never depends on input order.
 """
@@ -33,25 +34,19 @@ def survivor_rank(
     """Rank of each record (rows of records with source_id, source_key); 0 is the best.
 
     sources has one row per source_id with license, consent, retrieved_at (datetime or
-    null) and priority (int or null).
+    null) and priority (int or null; null sorts last).
     """
     unknown = set(order) - set(CRITERIA)
     if unknown:
-        raise ValueError(
-            f"unknown survivor criteria {sorted(unknown)}; known: {CRITERIA}"
-        )
+        raise ValueError(f"unknown survivor criteria {sorted(unknown)}; known: {CRITERIA}")
     meta = sources.select(
         pl.col("source_id"),
         (
-            (~pl.col("license").is_in(list(allowed_licenses)))
-            .fill_null(True)
-            .cast(pl.Int8)
-            + (~pl.col("consent").is_in(list(allowed_consent)))
-            .fill_null(True)
-            .cast(pl.Int8)
+            (~pl.col("license").is_in(list(allowed_licenses))).fill_null(True).cast(pl.Int8)
+            + (~pl.col("consent").is_in(list(allowed_consent))).fill_null(True).cast(pl.Int8)
         ).alias("policy"),
         pl.col("retrieved_at").cast(pl.Datetime("us", "UTC")).alias("retrieved_at"),
-        pl.col("priority").cast(pl.Int64).alias("priority"),
+        (-pl.col("priority").cast(pl.Int64)).alias("priority"),
     )
     joined = (
         records.select("source_id", "source_key")
