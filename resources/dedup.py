@@ -14,6 +14,7 @@ Every dropped record names the kept record it duplicates (record_id, source_id, 
 the method and the similarity.
 """
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -34,10 +35,10 @@ from resources.minhash import (
     choose_bands,
     estimated_jaccard,
     exact_jaccard,
-    minhash_texts,
     shingle_hashes,
+    signatures,
 )
-from resources.normalize import normalized_sha256
+from resources.normalize import normalize_text
 from resources.reasons import Reason
 from resources.records import IMAGE, RECORD_SCHEMA, TEXT
 
@@ -79,7 +80,7 @@ class DedupConfig:
     min_recall: float = 0.95
     verify: Literal["exact", "estimated"] = "exact"
     image_max_distance: int = 6
-    batch_size: int = 20_000
+    batch_size: int = 5_000
     memory_limit: str = "1GB"
 
 
@@ -114,7 +115,8 @@ def deduplicate(
     "exact" verification reads)."""
     if accepted is None:
         accepted = pl.DataFrame(schema={**ACCEPTED_SCHEMA, "text": pl.String()})
-    pool = _pool(new, accepted)
+    exact_keys, new_sig, new_phash = _new_keys(new, config)
+    pool = _pool(new, exact_keys, accepted)
     n_acc = accepted.height
     protected = np.arange(pool.height) < n_acc
     full_rank = np.concatenate([np.full(n_acc, -1, np.int64), np.asarray(rank, np.int64)])
@@ -124,8 +126,9 @@ def deduplicate(
     n_groups = int(group.max()) + 1 if group.size else 0
     rep = _representatives(group, full_rank, n_groups)
     kinds = pool["kind"].to_numpy()[rep]
-    sig = _group_signatures(pool, rep, kinds, config)
-    phash = _group_phashes(pool, rep, kinds)
+    sig = _group_signatures(accepted, new_sig, rep, kinds, config.minhash.num_perm)
+    del new_sig
+    phash = _group_phashes(accepted, new_phash, rep, kinds)
 
     near = _near_edges(pool, rep, kinds, sig, phash, config)
     surv = select_survivors(full_rank[rep], near.edges, near.similarity, protected[rep])
@@ -156,24 +159,45 @@ def deduplicate(
     )
 
 
-def _pool(new: pl.DataFrame, accepted: pl.DataFrame) -> pl.DataFrame:
-    """Accepted rows first, then the new records with their exact keys."""
-    exact = [
-        normalized_sha256(t) if k == TEXT else image_keys(p).pixel_sha256
-        for k, t, p in zip(new["kind"], new["text"], new["image_path"], strict=True)
-    ]
-    fresh = new.select(list(RECORD_SCHEMA)).with_columns(
-        pl.Series("exact_key", exact, pl.String()),
-        pl.lit(None, pl.Binary()).alias("signature"),
-        pl.lit(None, pl.UInt64()).alias("phash"),
-    )
+def _new_keys(
+    new: pl.DataFrame, config: DedupConfig
+) -> tuple[list[str | None], np.ndarray, np.ndarray]:
+    """Exact key of every new record, MinHash of every text, pHash of every image.
+
+    Each text is normalized once, for both its exact key (normalized_sha256) and its shingles.
+    """
+    cfg = config.minhash
+    kinds = new["kind"].to_numpy()
+    exact: list[str | None] = [None] * new.height
+    sig = np.zeros((new.height, cfg.num_perm), np.uint32)
+    phash = np.zeros(new.height, np.uint64)
+    text_rows = np.flatnonzero(kinds == TEXT)
+    texts = new["text"]
+    for s in range(0, text_rows.size, config.batch_size):
+        rows = text_rows[s : s + config.batch_size]
+        normalized = [normalize_text(t) for t in texts.gather(rows).to_list()]
+        for row, text in zip(rows.tolist(), normalized, strict=True):
+            exact[row] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        batch = shingle_hashes(normalized, cfg, normalized=True)
+        sig[rows] = signatures(batch, cfg.num_perm, cfg.seed)
+    paths = new["image_path"]
+    for row in np.flatnonzero(kinds == IMAGE).tolist():
+        keys = image_keys(paths[row])
+        exact[row], phash[row] = keys.pixel_sha256, keys.phash
+    return exact, sig, phash
+
+
+def _pool(new: pl.DataFrame, exact: list[str | None], accepted: pl.DataFrame) -> pl.DataFrame:
+    """Accepted rows first, then the new records, each with its exact key."""
+    fresh = new.select(list(RECORD_SCHEMA)).with_columns(pl.Series("exact_key", exact, pl.String()))
     text = pl.col("text") if "text" in accepted.columns else pl.lit(None, pl.String())
     old = accepted.select(
-        *ACCEPTED_SCHEMA,
+        *RECORD_SCHEMA.keys() - {"text", "image_path"},
         text.alias("text"),
         pl.lit(None, pl.String()).alias("image_path"),
+        "exact_key",
     )
-    columns = [*RECORD_SCHEMA, "exact_key", "signature", "phash"]
+    columns = [*RECORD_SCHEMA, "exact_key"]
     return pl.concat([old.select(columns), fresh.select(columns)], how="vertical_relaxed")
 
 
@@ -214,32 +238,31 @@ def binary_to_matrix(values: pl.Series, num_perm: int) -> np.ndarray:
 
 
 def _group_signatures(
-    pool: pl.DataFrame, rep: np.ndarray, kinds: np.ndarray, config: DedupConfig
+    accepted: pl.DataFrame, new_sig: np.ndarray, rep: np.ndarray, kinds: np.ndarray, num_perm: int
 ) -> np.ndarray:
-    """MinHash of each text group's representative (stored if accepted, else computed)."""
-    num_perm = config.minhash.num_perm
+    """MinHash of each text group's representative (pool rows: accepted, then new)."""
     sig = np.zeros((rep.size, num_perm), np.uint32)
     text_groups = np.flatnonzero(kinds == TEXT)
-    stored = pool["signature"].gather(rep[text_groups]).is_not_null().to_numpy()
-    have = text_groups[stored]
-    if have.size:
-        sig[have] = binary_to_matrix(pool["signature"].gather(rep[have]), num_perm)
-    todo = text_groups[~stored]
-    texts = pool["text"]
-    for s in range(0, todo.size, config.batch_size):
-        chunk = todo[s : s + config.batch_size]
-        sig[chunk] = minhash_texts(texts.gather(rep[chunk]).to_list(), config.minhash)
+    rows = rep[text_groups]
+    old = rows < accepted.height
+    if old.any():
+        stored = accepted["signature"].gather(rows[old])
+        sig[text_groups[old]] = binary_to_matrix(stored, num_perm)
+    sig[text_groups[~old]] = new_sig[rows[~old] - accepted.height]
     return sig
 
 
-def _group_phashes(pool: pl.DataFrame, rep: np.ndarray, kinds: np.ndarray) -> np.ndarray:
-    """pHash of each image group's representative (stored if accepted, else computed)."""
+def _group_phashes(
+    accepted: pl.DataFrame, new_phash: np.ndarray, rep: np.ndarray, kinds: np.ndarray
+) -> np.ndarray:
+    """pHash of each image group's representative (pool rows: accepted, then new)."""
     phash = np.zeros(rep.size, np.uint64)
-    stored = pool["phash"].to_list()
-    paths = pool["image_path"].to_list()
-    for g in np.flatnonzero(kinds == IMAGE).tolist():
-        r = int(rep[g])
-        phash[g] = stored[r] if stored[r] is not None else image_keys(paths[r]).phash
+    image_groups = np.flatnonzero(kinds == IMAGE)
+    rows = rep[image_groups]
+    old = rows < accepted.height
+    if old.any():
+        phash[image_groups[old]] = accepted["phash"].gather(rows[old]).to_numpy()
+    phash[image_groups[~old]] = new_phash[rows[~old] - accepted.height]
     return phash
 
 

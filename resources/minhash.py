@@ -67,51 +67,78 @@ def fmix32(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> np.uint32(16))
 
 
-def shingle_hashes(texts: Sequence[str], config: MinHashConfig) -> ShingleBatch:
+def shingle_hashes(
+    texts: Sequence[str], config: MinHashConfig, normalized: bool = False
+) -> ShingleBatch:
     """Hash the word or character n-grams of each normalized text.
 
-    A text with fewer tokens than n has one shingle (all its tokens), so short texts still
-    compare; a text with no tokens has none.
+    normalized=True says the texts already went through normalize_text. A text with fewer
+    tokens than n has one shingle (all its tokens), so short texts still compare; a text
+    with no tokens has none.
     """
-    normalized = [normalize_text(t) for t in texts]
+    if not normalized:
+        texts = [normalize_text(t) for t in texts]
     # normalize_text collapses all whitespace to single spaces, so "\n" can end each document.
-    joined = "\n".join(normalized) + "\n"
-    cps = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(_U64)
-    doc_ends = np.flatnonzero(cps == 10)
+    joined = "\n".join(texts) + "\n"
     if config.shingle == "word":
-        tokens, token_pos = _word_tokens(cps)
+        # UTF-8 is enough for words: a space or newline byte never occurs inside a
+        # multi-byte character, and a word's hash only needs its bytes.
+        data = np.frombuffer(joined.encode("utf-8"), dtype=np.uint8)
+        tokens, token_pos = _word_tokens(data)
     else:
-        token_pos = np.flatnonzero(cps != 10)
-        tokens = mix64(cps[token_pos])
+        data = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+        token_pos = np.flatnonzero(data != 10)
+        tokens = mix64(data[token_pos].astype(_U64))
+    doc_ends = np.flatnonzero(data == 10)
     return _ngrams(tokens, np.searchsorted(doc_ends, token_pos), len(texts), config.ngram)
 
 
-def _word_tokens(cps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Hash of each space-separated word and the position where it starts."""
-    sep = np.flatnonzero((cps == 32) | (cps == 10))
+def _word_tokens(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hash of each space-separated word and the byte position where it starts.
+
+    A word's hash is sum(byte_k * B^k) over its bytes, then mixed. Computed for all words at
+    once: every byte is weighted by B^(its global position), the weights are summed per word
+    (reduceat), and each sum is shifted back by B^-(word start), B being odd and so
+    invertible modulo 2^64.
+    """
+    sep = np.flatnonzero((data == 32) | (data == 10))
     starts = np.concatenate(([0], sep[:-1] + 1))
     starts = starts[sep > starts]
     if starts.size == 0:
         return np.empty(0, _U64), starts
-    begin = np.zeros(cps.size, np.int64)
-    begin[starts] = starts
-    np.maximum.accumulate(begin, out=begin)
-    offset = np.arange(cps.size) - begin
-    values = cps * _powers(int(offset.max()) + 1)[offset]
+    powers, inverses = _power_tables(data.size)
+    values = data.astype(_U64)
+    values *= powers[: data.size]
     values[sep] = 0
-    return mix64(np.add.reduceat(values, starts)), starts
+    sums = np.add.reduceat(values, starts)
+    sums *= inverses[starts]
+    return mix64(sums), starts
 
 
-@lru_cache(maxsize=8)
-def _powers_cached(n: int) -> np.ndarray:
-    powers = np.ones(n, dtype=_U64)
-    powers[1:] = np.cumprod(np.full(n - 1, _TOKEN_BASE, dtype=_U64))
-    return powers
+_TABLES: dict[str, np.ndarray] = {}
 
 
-def _powers(n: int) -> np.ndarray:
-    # Round up so a few sizes cover all batches.
-    return _powers_cached(1 << max(6, (n - 1).bit_length()))
+def _power_tables(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """B^i and B^-i mod 2^64 for i < n (at least), grown to powers of two and kept."""
+    if _TABLES.get("powers", np.empty(0)).size < n:
+        size = 1 << max(16, (n - 1).bit_length())
+        _TABLES["powers"] = _geometric(_TOKEN_BASE, size)
+        _TABLES["inverses"] = _geometric(_U64(pow(int(_TOKEN_BASE), -1, 1 << 64)), size)
+    return _TABLES["powers"], _TABLES["inverses"]
+
+
+def _geometric(base: np.uint64, n: int) -> np.ndarray:
+    """base^i mod 2^64 for i < n (n a power of two >= 2^16).
+
+    As an outer product of base^(1024 j) and base^k: two short cumulative products instead of
+    one long one, which numpy runs slowly on uint64.
+    """
+    low = np.ones(1024, dtype=_U64)
+    low[1:] = np.cumprod(np.full(1023, base, dtype=_U64))
+    step = _U64(int(low[-1]) * int(base) % (1 << 64))
+    high = np.ones(n // 1024, dtype=_U64)
+    high[1:] = np.cumprod(np.full(n // 1024 - 1, step, dtype=_U64))
+    return np.multiply.outer(high, low).reshape(-1)
 
 
 def _ngrams(tokens: np.ndarray, doc_of_token: np.ndarray, n_docs: int, n: int) -> ShingleBatch:
@@ -145,24 +172,26 @@ def signatures(batch: ShingleBatch, num_perm: int, seed: int) -> np.ndarray:
     """(documents x num_perm) uint32 MinHash values; a document with no shingle gets
     datasketch's empty value in every slot."""
     a, b = permutations(num_perm, seed)
+    a, b = a[:, None], b[:, None]
     n_docs = batch.offsets.size - 1
     out = np.full((n_docs, num_perm), EMPTY_HASH, dtype=np.uint32)
     hv = fmix32((batch.hashes >> _U64(32)).astype(np.uint32))
-    sizes = np.diff(batch.offsets)
-    docs = np.flatnonzero(sizes)
+    docs = np.flatnonzero(np.diff(batch.offsets))
     if docs.size == 0:
         return out
+    # Permutations along rows and shingles along columns: the per-document minimum then
+    # reduces contiguous memory, several times faster than reducing down the columns.
     budget = max(1, _CHUNK_CELLS // num_perm)
-    cum = batch.offsets[docs + 1]
+    ends = batch.offsets[docs + 1]
     i = 0
     while i < docs.size:
         lo = batch.offsets[docs[i]]
-        j = max(i + 1, int(np.searchsorted(cum, lo + budget, side="right")))
-        hi = batch.offsets[docs[j - 1] + 1]
-        block = hv[lo:hi, None] * a
+        j = max(i + 1, int(np.searchsorted(ends, lo + budget, side="right")))
+        hi = ends[j - 1]
+        block = a * hv[lo:hi]
         block += b
         starts = batch.offsets[docs[i:j]] - lo
-        out[docs[i:j]] = np.minimum.reduceat(block, starts, axis=0)
+        out[docs[i:j]] = np.minimum.reduceat(block, starts, axis=1).T
         i = j
     return out
 

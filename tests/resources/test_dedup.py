@@ -10,6 +10,7 @@ from skimage import data
 from resources.dedup import DedupConfig, deduplicate
 from resources.dedup_audit import kept_duplicates
 from resources.minhash import MinHashConfig, exact_jaccard, shingle_hashes
+from resources.normalize import normalized_sha256
 from resources.records import IMAGE, RECORD_SCHEMA, TEXT, record_id, text_record_id
 from resources.survivor import survivor_rank
 
@@ -91,6 +92,7 @@ def test_exact_duplicate_across_sources_is_removed():
             "source_key": "a1",
         }
         assert ev["method"] == "sha256_normalized_text" and ev["similarity"] == 1.0
+    assert result.accepted["exact_key"].to_list() == [normalized_sha256(text)]
 
 
 def test_near_duplicate_above_threshold_removed_below_kept():
