@@ -52,7 +52,11 @@ def peak_rss_mb() -> float:
 
 
 def make_corpus(n: int, seed: int = 0) -> tuple[pl.Series, np.ndarray]:
-    """n texts, and the planted pairs as rows (doc a, doc b, true Jaccard)."""
+    """n texts, and the planted pairs as rows (doc a, doc b, true Jaccard).
+
+    Built a chunk of documents at a time into an Arrow-backed Series, so the corpus costs
+    its text bytes and not a Python string per document.
+    """
     rng = np.random.default_rng(seed)
     letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
     vocab = np.array(["".join(rng.choice(letters, rng.integers(3, 10))) for _ in range(50_000)])
@@ -60,42 +64,46 @@ def make_corpus(n: int, seed: int = 0) -> tuple[pl.Series, np.ndarray]:
     n_orig = n - n_dup
     lengths = rng.integers(60, 141, n_orig)
     starts = np.concatenate(([0], np.cumsum(lengths)))
-    words = rng.integers(0, vocab.size, int(starts[-1]))
+    words = rng.integers(0, vocab.size, int(starts[-1]), dtype=np.int32)
     originals = rng.choice(n_orig, n_dup, replace=False)
+    # One contiguous block of k words replaced: k + n - 1 of the m shingles change, so
+    # J = (m - k - n + 1) / (m + k + n - 1); solve for k given the target J.
     target = rng.uniform(0.5, 1.0, n_dup)
-    order = rng.permutation(n)  # position of doc i in the shuffled corpus
+    size = lengths[originals]
+    m = size - NGRAM + 1
+    k = np.round((m * (1 - target) - (NGRAM - 1) * (1 + target)) / (1 + target)).astype(int)
+    k = np.clip(k, 0, size - 2 * (NGRAM - 1))
+    at = rng.integers(NGRAM - 1, size - k - (NGRAM - 1) + 1)
+    fresh = rng.integers(0, vocab.size, int(k.sum()), dtype=np.int32)
+    fresh_at = np.concatenate(([0], np.cumsum(k)))
+    order = rng.permutation(n)  # doc i goes to position order[i]
+    doc_at = np.argsort(order)
 
-    def copy_ids(j: int) -> np.ndarray:
+    def text(i: int) -> str:
+        if i < n_orig:
+            return " ".join(vocab[words[starts[i] : starts[i + 1]]])
+        j = i - n_orig
         o = originals[j]
         ids = words[starts[o] : starts[o + 1]].copy()
-        m = ids.size - NGRAM + 1
-        jt = target[j]
-        k = max(0, round((m * (1 - jt) - (NGRAM - 1) * (1 + jt)) / (1 + jt)))
-        k = min(k, ids.size - 2 * (NGRAM - 1))
-        if k:
-            p = int(rng.integers(NGRAM - 1, ids.size - k - (NGRAM - 1) + 1))
-            ids[p : p + k] = rng.integers(0, vocab.size, k)
-        return ids
+        ids[at[j] : at[j] + k[j]] = fresh[fresh_at[j] : fresh_at[j + 1]]
+        return " ".join(vocab[ids])
 
-    texts: list[str | None] = [None] * n
-    for i in range(n_orig):
-        texts[order[i]] = " ".join(vocab[words[starts[i] : starts[i + 1]]])
-    for j in range(n_dup):
-        texts[order[n_orig + j]] = " ".join(vocab[copy_ids(j)])
+    chunks = [
+        pl.Series("text", [text(i) for i in doc_at[lo : lo + 50_000]], pl.String())
+        for lo in range(0, n, 50_000)
+    ]
+    texts = pl.concat(chunks)
+    del chunks
     a = order[originals]
     b = order[n_orig + np.arange(n_dup)]
     truth = np.empty(n_dup)
     cfg = MinHashConfig(ngram=NGRAM)
-    for s in range(0, n_dup, 20_000):
-        batch = shingle_hashes(
-            [texts[x] for x in np.concatenate([a[s : s + 20_000], b[s : s + 20_000]])], cfg
-        )
-        half = min(20_000, n_dup - s)
-        for i in range(half):
-            truth[s + i] = exact_jaccard(batch.of(i), batch.of(half + i))
-    series = pl.Series("text", texts, pl.String())
-    del texts
-    return series, np.column_stack([a, b, truth])
+    for lo in range(0, n_dup, 20_000):
+        hi = min(lo + 20_000, n_dup)
+        batch = shingle_hashes(texts.gather(np.concatenate([a[lo:hi], b[lo:hi]])).to_list(), cfg)
+        for i in range(hi - lo):
+            truth[lo + i] = exact_jaccard(batch.of(i), batch.of(hi - lo + i))
+    return texts, np.column_stack([a, b, truth])
 
 
 def score(removed: np.ndarray, n: int, pairs: np.ndarray, threshold: float) -> dict:
@@ -127,9 +135,10 @@ def score(removed: np.ndarray, n: int, pairs: np.ndarray, threshold: float) -> d
 
 def run_assay(n: int, threshold: float, seed: int) -> dict:
     texts, pairs = make_corpus(n, seed)
+    ids = pl.Series([hashlib.sha256(t.encode()).hexdigest() for t in texts], dtype=pl.String)
     records = pl.DataFrame(
         {
-            "record_id": [hashlib.sha256(t.encode()).hexdigest() for t in texts],
+            "record_id": ids,
             "source_id": pl.repeat("bench", n, eager=True),
             "source_key": pl.int_range(n, eager=True).cast(pl.String),
             "kind": pl.repeat("text", n, eager=True),
@@ -138,7 +147,7 @@ def run_assay(n: int, threshold: float, seed: int) -> dict:
         },
         schema=RECORD_SCHEMA,
     )
-    del texts
+    del texts, ids
     sources = pl.DataFrame(
         {
             "source_id": ["bench"],
@@ -275,13 +284,14 @@ def main() -> None:
     print(f"assay near-dup dedup, threshold J >= {args.threshold}, word {NGRAM}-grams")
     print(
         f"{'docs':>9} {'seconds':>8} {'docs/s':>9} {'peak RSS MB':>12} "
-        f"{'precision':>9} {'recall':>7} {'F1':>6}  bands x rows"
+        f"{'RSS before MB':>14} {'precision':>9} {'recall':>7} {'F1':>6}  bands x rows"
     )
     for n in args.sizes:
         r = in_subprocess("assay", n, args.threshold, args.seed)
         results.append(r)
         print(
             f"{n:>9} {r['seconds']:>8.2f} {r['docs_per_s']:>9.0f} {r['peak_rss_mb']:>12.0f} "
+            f"{r['rss_before_dedup_mb']:>14.0f} "
             f"{r['precision']:>9.4f} {r['recall']:>7.4f} {r['f1']:>6.4f}  "
             f"{r['bands']} x {r['rows']}",
             flush=True,

@@ -126,7 +126,7 @@ def deduplicate(
     n_groups = int(group.max()) + 1 if group.size else 0
     rep = _representatives(group, full_rank, n_groups)
     kinds = pool["kind"].to_numpy()[rep]
-    sig = _group_signatures(accepted, new_sig, rep, kinds, config.minhash.num_perm)
+    sig = _pool_signatures(accepted, new_sig, config.minhash.num_perm)
     del new_sig
     phash = _group_phashes(accepted, new_phash, rep, kinds)
 
@@ -141,7 +141,7 @@ def deduplicate(
     kept_groups = group[kept_mask]
     accepted_out = kept_pool.select("record_id", "source_id", "source_key", "kind", "exact_key")
     accepted_out = accepted_out.with_columns(
-        pl.when(pl.col("kind") == TEXT).then(matrix_to_binary(sig[kept_groups])).alias("signature"),
+        pl.when(pl.col("kind") == TEXT).then(matrix_to_binary(sig[kept_mask])).alias("signature"),
         pl.when(pl.col("kind") == IMAGE)
         .then(pl.Series(phash[kept_groups], dtype=pl.UInt64()))
         .alias("phash"),
@@ -237,19 +237,15 @@ def binary_to_matrix(values: pl.Series, num_perm: int) -> np.ndarray:
     return data.view(np.uint32).reshape(len(arr), num_perm).copy()
 
 
-def _group_signatures(
-    accepted: pl.DataFrame, new_sig: np.ndarray, rep: np.ndarray, kinds: np.ndarray, num_perm: int
-) -> np.ndarray:
-    """MinHash of each text group's representative (pool rows: accepted, then new)."""
-    sig = np.zeros((rep.size, num_perm), np.uint32)
-    text_groups = np.flatnonzero(kinds == TEXT)
-    rows = rep[text_groups]
-    old = rows < accepted.height
-    if old.any():
-        stored = accepted["signature"].gather(rows[old])
-        sig[text_groups[old]] = binary_to_matrix(stored, num_perm)
-    sig[text_groups[~old]] = new_sig[rows[~old] - accepted.height]
-    return sig
+def _pool_signatures(accepted: pl.DataFrame, new_sig: np.ndarray, num_perm: int) -> np.ndarray:
+    """MinHash of every pool row (accepted rows, then new); zeros for images."""
+    if accepted.height == 0:
+        return new_sig
+    old = np.zeros((accepted.height, num_perm), np.uint32)
+    is_text = (accepted["kind"] == TEXT).to_numpy()
+    if is_text.any():
+        old[is_text] = binary_to_matrix(accepted["signature"].filter(is_text), num_perm)
+    return np.concatenate([old, new_sig])
 
 
 def _group_phashes(
@@ -294,10 +290,12 @@ def _near_edges(
 
     text_groups = np.flatnonzero(kinds == TEXT)
     if text_groups.size > 1:
-        tsig = sig[text_groups]
-        pairs = candidate_pairs(band_keys(tsig, bands, rows), memory_limit=config.memory_limit)
+        text_rows = rep[text_groups]
+        keys = band_keys(sig, bands, rows, items=text_rows)
+        pairs = candidate_pairs(keys, memory_limit=config.memory_limit)
+        del keys
         candidates += pairs.shape[0]
-        pairs, sim = _verify_text(pool["text"], rep[text_groups], tsig, pairs, config)
+        pairs, sim = _verify_text(pool["text"], text_rows, sig, pairs, config)
         method = METHOD_MINHASH_EXACT if config.verify == "exact" else METHOD_MINHASH_ESTIMATE
         edges.append(text_groups[pairs].reshape(-1, 2))
         sims.append(sim)
@@ -346,7 +344,7 @@ def _verify_text(
 ) -> tuple[np.ndarray, np.ndarray]:
     if pairs.size == 0:
         return pairs, np.empty(0)
-    est = estimated_jaccard(sig, pairs[:, 0], pairs[:, 1])
+    est = estimated_jaccard(sig, rows[pairs[:, 0]], rows[pairs[:, 1]])
     if config.verify == "estimated":
         keep = est >= config.threshold
         return pairs[keep], est[keep]
