@@ -131,8 +131,17 @@ def dedup(context: dg.AssetExecutionContext, assay: AssayResource) -> dg.Materia
     for source_id in plan.removed:
         stage_path(data_dir, STAGE, source_id).unlink(missing_ok=True)
     ledger.record_stage(STAGE, run_id, new, result.kept, result.drops)
+    # A processed source with no records still gets its (zero) count, so the conservation
+    # check can tell "nothing came in" from "never counted".
+    present = set(new["source_id"].unique().to_list())
+    zero_counts = [
+        {"stage": STAGE, "source_id": s, "records_in": 0, "records_out": 0, "dropped": 0}
+        for s in plan.process
+        if s not in present
+    ]
     ledger.append_many(
         [
+            ("stage_counts", zero_counts),
             ("artifacts", _artifact_rows(artifacts, plan.process, result)),
             ("dedup_runs", [_run_row(plan, config, result, settings)]),
         ],

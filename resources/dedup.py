@@ -112,14 +112,17 @@ def deduplicate(
 ) -> DedupResult:
     """Dedup `new` records (RECORD_SCHEMA, ranked by survivor_rank: lower is better) among
     themselves and against `accepted` (ACCEPTED_SCHEMA plus the records' text, which the
-    "exact" verification reads)."""
+    "exact" verification reads).
+
+    Ties in rank go to the larger content (image pixels, text characters), then source_id,
+    then source_key."""
     if accepted is None:
         accepted = pl.DataFrame(schema={**ACCEPTED_SCHEMA, "text": pl.String()})
-    exact_keys, new_sig, new_phash = _new_keys(new, config)
+    exact_keys, new_sig, new_phash, size = _new_keys(new, config)
     pool = _pool(new, exact_keys, accepted)
     n_acc = accepted.height
     protected = np.arange(pool.height) < n_acc
-    full_rank = np.concatenate([np.full(n_acc, -1, np.int64), np.asarray(rank, np.int64)])
+    full_rank = _total_rank(pool, n_acc, np.asarray(rank, np.int64), size)
 
     group = pool.select(pl.struct("kind", "exact_key").rank("dense") - 1).to_series()
     group = group.to_numpy().astype(np.int64)
@@ -161,8 +164,9 @@ def deduplicate(
 
 def _new_keys(
     new: pl.DataFrame, config: DedupConfig
-) -> tuple[list[str | None], np.ndarray, np.ndarray]:
-    """Exact key of every new record, MinHash of every text, pHash of every image.
+) -> tuple[list[str | None], np.ndarray, np.ndarray, np.ndarray]:
+    """Exact key of every new record, MinHash of every text, pHash of every image, and the
+    content size (characters, pixels) that breaks survivor ties.
 
     Each text is normalized once, for both its exact key (normalized_sha256) and its shingles.
     """
@@ -171,6 +175,7 @@ def _new_keys(
     exact: list[str | None] = [None] * new.height
     sig = np.zeros((new.height, cfg.num_perm), np.uint32)
     phash = np.zeros(new.height, np.uint64)
+    size = new["text"].str.len_chars().fill_null(0).to_numpy().astype(np.int64)
     text_rows = np.flatnonzero(kinds == TEXT)
     texts = new["text"]
     for s in range(0, text_rows.size, config.batch_size):
@@ -183,8 +188,23 @@ def _new_keys(
     paths = new["image_path"]
     for row in np.flatnonzero(kinds == IMAGE).tolist():
         keys = image_keys(paths[row])
-        exact[row], phash[row] = keys.pixel_sha256, keys.phash
-    return exact, sig, phash
+        exact[row], phash[row], size[row] = keys.pixel_sha256, keys.phash, keys.pixels
+    return exact, sig, phash, size
+
+
+def _total_rank(pool: pl.DataFrame, n_acc: int, rank: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """A strict order over pool rows: accepted first, then provenance rank, larger content,
+    source_id, source_key."""
+    order = pool.select("source_id", "source_key").with_columns(
+        pl.Series("rank", np.concatenate([np.full(n_acc, -1, np.int64), rank])),
+        pl.Series("size", np.concatenate([np.zeros(n_acc, np.int64), size])),
+    )
+    ranked = (
+        order.with_row_index("_row")
+        .sort(["rank", "size", "source_id", "source_key"], descending=[False, True, False, False])
+        .with_row_index("_total")
+    )
+    return ranked.sort("_row")["_total"].to_numpy().astype(np.int64)
 
 
 def _pool(new: pl.DataFrame, exact: list[str | None], accepted: pl.DataFrame) -> pl.DataFrame:
@@ -401,7 +421,7 @@ def _drops(
     exact_method = np.where(is_text, METHOD_EXACT_TEXT, METHOD_EXACT_PIXELS)
     method = np.where(is_exact, exact_method, near.method[edge] if near.method.size else "")
     similarity = np.where(is_exact, 1.0, surv.similarity[g])
-    hamming = np.where(is_exact, 0, near.hamming[edge] if near.hamming.size else 0)
+    hamming = np.where(is_exact, -1, near.hamming[edge] if near.hamming.size else -1)
     hamming = np.where(is_text, -1, hamming)
 
     ids = pool.select("record_id", "source_id", "source_key")

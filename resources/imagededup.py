@@ -21,16 +21,18 @@ from resources.lsh import candidate_pairs, hash_chunks
 class ImageKeys:
     pixel_sha256: str
     phash: int
+    pixels: int
+    """width x height: among equally ranked copies the larger one survives"""
 
 
 def image_keys(path: str | Path) -> ImageKeys:
-    """Pixel digest and 64-bit pHash of an image file."""
+    """Pixel digest, 64-bit pHash and pixel count of an image file."""
     with Image.open(path) as img:
         rgb = img.convert("RGB")
     digest = hashlib.sha256(f"{rgb.width}x{rgb.height}\0".encode())
     digest.update(rgb.tobytes())
     phash = int(str(imagehash.phash(rgb)), 16)
-    return ImageKeys(pixel_sha256=digest.hexdigest(), phash=phash)
+    return ImageKeys(digest.hexdigest(), phash, rgb.width * rgb.height)
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:

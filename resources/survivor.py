@@ -10,7 +10,9 @@ criterion in a configurable order:
 - "priority": the source's declared priority, higher first (params' default 0 means none
   declared, so declaring any positive priority promotes a source).
 
-Ties fall to source_id, then source_key, so the choice never depends on input order.
+Records equal on every criterion share a rank; dedup breaks such ties by content (the
+larger image or the longer text survives), then by source_id and source_key, so the choice
+never depends on input order.
 """
 
 from collections.abc import Collection, Sequence
@@ -31,7 +33,7 @@ def survivor_rank(
     allowed_consent: Collection[str],
     order: Sequence[str] = DEFAULT_ORDER,
 ) -> np.ndarray:
-    """Rank of each record (rows of records with source_id, source_key); 0 is the best.
+    """Dense provenance rank of each record (rows with source_id); 0 is the best.
 
     sources has one row per source_id with license, consent, retrieved_at (datetime or
     null) and priority (int or null; null sorts last).
@@ -49,13 +51,16 @@ def survivor_rank(
         (-pl.col("priority").cast(pl.Int64)).alias("priority"),
     )
     joined = (
-        records.select("source_id", "source_key")
+        records.select("source_id")
         .with_row_index("_row")
         .join(meta, on="source_id", how="left", maintain_order="left")
     )
     missing = joined.filter(pl.col("policy").is_null())["source_id"].unique().to_list()
     if missing:
         raise ValueError(f"records from undeclared sources: {missing}")
-    keys = [*order, "source_id", "source_key"]
-    ranked = joined.sort(keys, nulls_last=True).with_row_index("_rank")
+    if not order:
+        return np.zeros(records.height, np.int64)
+    ranked = joined.sort(list(order), nulls_last=True).with_columns(
+        pl.struct(list(order)).rle_id().alias("_rank")
+    )
     return ranked.sort("_row")["_rank"].to_numpy().astype(np.int64)

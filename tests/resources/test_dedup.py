@@ -236,3 +236,24 @@ def test_audit_finds_nothing_after_dedup_and_finds_planted_pairs():
     violations = kept_duplicates(all_kept, config, sample_size=40)
     assert violations.height == 20
     assert (violations["similarity"] >= 0.8).all()
+
+
+def test_among_equal_provenance_the_larger_image_survives(tmp_path):
+    big, small = tmp_path / "z-original.png", tmp_path / "a-thumb.jpg"
+    img = Image.fromarray(data.chelsea()).convert("RGB").resize((180, 120))
+    img.save(big)
+    img.resize((60, 40)).save(small, quality=60)
+    recs = pl.DataFrame(
+        {
+            "record_id": [record_id(IMAGE, p.read_bytes()) for p in (small, big)],
+            "source_id": ["a", "a"],
+            "source_key": [small.name, big.name],
+            "kind": [IMAGE, IMAGE],
+            "text": [None, None],
+            "image_path": [str(small), str(big)],
+        },
+        schema=RECORD_SCHEMA,
+    )
+    result = run(recs, SRC_AB)
+    assert result.kept["source_key"].to_list() == [big.name]
+    assert evidence(result, small.name)["duplicate_of"]["source_key"] == big.name

@@ -73,10 +73,13 @@ def test_order_is_configurable():
     assert rank(recs, srcs, order=("priority", "retrieved_at")) == [0, 1]
 
 
-def test_ties_fall_to_source_key():
-    srcs = sources(("s", "CC0-1.0", "opt_in", EARLY, 0))
-    recs = pl.DataFrame({"source_id": ["s", "s"], "source_key": ["b", "a"]})
-    assert rank(recs, srcs) == [1, 0]
+def test_equal_provenance_shares_a_rank():
+    srcs = sources(
+        ("s", "CC0-1.0", "opt_in", EARLY, 0),
+        ("twin", "CC0-1.0", "opt_in", EARLY, 0),
+        ("later", "CC0-1.0", "opt_in", LATE, 0),
+    )
+    assert rank(records("s", "later", "s", "twin"), srcs) == [0, 1, 0, 0]
 
 
 def test_unknown_criterion_and_undeclared_source_are_errors():
