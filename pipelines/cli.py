@@ -16,7 +16,8 @@ from pipelines.params import ParamsError, load_params
 from resources import audit
 from resources.ledger import Ledger
 
-console = Console()
+# Piped output (CI logs, README examples) is not wrapped at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
 EXIT_ERROR = 1
 
 
@@ -125,7 +126,8 @@ def stats(params_file: str, as_json: bool) -> None:
 def sources(params_file: str, as_json: bool) -> None:
     """Every source: license, consent, origin, content hash and counts."""
     frame = audit.sources(_ledger(params_file))
-    _emit(frame.to_dicts(), as_json, frame, "sources")
+    short = frame.drop("uri", "owner").with_columns(pl.col("content_sha256").str.head(12))
+    _emit(frame.to_dicts(), as_json, short, "sources (assay ledger sources --json for all)")
 
 
 @ledger.command()

@@ -6,6 +6,7 @@ import dagster as dg
 
 from assets.dedup import dedup
 from assets.ingest import build_ingest_asset
+from assets.scrub import scrub
 from pipelines import jobs
 from pipelines.params import load_params
 from pipelines.resource import AssayResource, default_params_path
@@ -17,7 +18,7 @@ def build_defs(params_path: str | Path) -> dg.Definitions:
     params = load_params(params_path)
     ingest = build_ingest_asset(params.source_ids)
     ingest_job = jobs.ingest_job(ingest.partitions_def)
-    assets = [ingest, dedup]
+    assets = [ingest, dedup, scrub]
     downstream_jobs = [jobs.curate_job()] if len(assets) > 1 else []
     return dg.Definitions(
         assets=assets,

@@ -16,6 +16,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from resources.pii_config import PiiConfig
+
 SOURCE_FORMATS = ("jsonl", "csv", "parquet", "txt", "image")
 _SPDX = re.compile(r"^(LicenseRef-[A-Za-z0-9.-]+|[A-Za-z0-9][A-Za-z0-9.+-]*)$")
 
@@ -110,6 +112,7 @@ class Params(Section):
     policy: Policy = Policy()
     ingest: Ingest = Ingest()
     dedup: Dedup = Dedup()
+    pii: PiiConfig = PiiConfig()
     sources: list[Source]
     root: Path = Field(Path("."), exclude=True)
 

@@ -19,6 +19,9 @@ from pipelines.params import load_params
 from resources import audit
 from resources.ledger import Ledger
 
+# Dagster's per-event DEBUG lines would bury the summary; the UI keeps the full event log.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
 DAGSTER_YAML = """\
 # Written by assay. Nothing phones home; ledger writers share one concurrency slot.
 telemetry:
@@ -58,7 +61,7 @@ def run_pipeline(params_file: str, selection: list[str] | None, console: Console
     failures = _execute(defs, steps, downstream, instance, console)
     print_summary(Ledger(params.ledger_path), console)
     for failure in failures:
-        console.print(f"[red]failed[/] {failure}")
+        console.print(f"[red]failed[/] {failure}", soft_wrap=True)
     return not failures
 
 
@@ -82,7 +85,7 @@ def _execute(
             progress.update(task, description=f"ingest {source_id}")
             job = defs.resolve_job_def("ingest_job")
             result = job.execute_in_process(
-                partition_key=source_id, instance=instance, raise_on_error=False
+                partition_key=source_id, instance=instance, raise_on_error=False, run_config=QUIET
             )
             if not result.success:
                 failures.append(f"ingest {source_id}: {_failure_message(result)}")
@@ -93,6 +96,7 @@ def _execute(
                 instance=instance,
                 asset_selection=[dg.AssetKey(n) for n in downstream],
                 raise_on_error=False,
+                run_config=QUIET,
             )
             if not result.success:
                 failures.append(f"{', '.join(downstream)}: {_failure_message(result)}")

@@ -59,24 +59,23 @@ class Ledger:
 
     # -- writing -------------------------------------------------------------------------
 
-    def append(self, table: str, rows: Rows, run_id: str | None = None) -> int:
-        """Append one batch to ``table``; returns the chain seq of the new entry."""
-        return self.append_many([(table, rows)], run_id)[0]
+    def append(self, table: str, rows: Rows, run_id: str | None = None) -> int | None:
+        """Append one batch to ``table``; the new entry's chain seq (None for no rows)."""
+        with self.writer() as writer:
+            return writer.append(table, rows, run_id)
 
     def append_many(
         self, batches: Sequence[tuple[str, Rows]], run_id: str | None = None
     ) -> list[int]:
         """Append several batches atomically, one chain entry each (empty batches skipped)."""
-        arrows = [(table, _as_arrow(table, rows, run_id)) for table, rows in batches]
+        with self.writer() as writer:
+            return writer.append_many(batches, run_id)
+
+    @contextmanager
+    def writer(self) -> Iterator[LedgerWriter]:
+        """Hold the write lock and one connection across many appends, each still atomic."""
         with self._connect(write=True) as con:
-            con.begin()
-            try:
-                seqs = [self._append(con, t, a) for t, a in arrows if a.num_rows]
-                con.commit()
-            except BaseException:
-                con.rollback()
-                raise
-        return seqs
+            yield LedgerWriter(con)
 
     def record_stage(
         self,
@@ -105,28 +104,6 @@ class Ledger:
         )
         self.append_many([("drops", drop_rows), ("stage_counts", counts)], run_id)
         return counts
-
-    def _append(self, con: duckdb.DuckDBPyConnection, table: str, batch: pa.Table) -> int:
-        head = con.execute("SELECT seq, entry_hash FROM chain ORDER BY seq DESC LIMIT 1").fetchall()
-        seq, prev_hash = (head[0][0] + 1, head[0][1]) if head else (1, GENESIS)
-        now = datetime.now(UTC)
-        batch = batch.append_column("entry_seq", pa.array([seq] * batch.num_rows, pa.int64()))
-        batch = batch.append_column("row_no", pa.array(range(batch.num_rows), pa.int64()))
-        con.register("_batch", batch)
-        try:
-            con.execute(
-                f"INSERT INTO {table} BY NAME SELECT *, ?::TIMESTAMPTZ AS recorded_at FROM _batch",
-                [now],
-            )
-        finally:
-            con.unregister("_batch")
-        digest = con.execute(_digest_sql(con, table, f"entry_seq = {seq}")).fetchall()[0][1]
-        entry_hash = _entry_hash(prev_hash, digest)
-        con.execute(
-            "INSERT INTO chain VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [seq, table, batch.num_rows, digest, prev_hash, entry_hash, now],
-        )
-        return seq
 
     # -- reading -------------------------------------------------------------------------
 
@@ -175,6 +152,54 @@ class Ledger:
                 yield con
             finally:
                 con.close()
+
+
+class LedgerWriter:
+    """Appends through one open connection; made by ``Ledger.writer()``."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+
+    def append(self, table: str, rows: Rows, run_id: str | None = None) -> int | None:
+        seqs = self.append_many([(table, rows)], run_id)
+        return seqs[0] if seqs else None
+
+    def append_many(
+        self, batches: Sequence[tuple[str, Rows]], run_id: str | None = None
+    ) -> list[int]:
+        """Append several batches atomically, one chain entry each (empty batches skipped)."""
+        arrows = [(table, _as_arrow(table, rows, run_id)) for table, rows in batches]
+        self._con.begin()
+        try:
+            seqs = [self._append(t, a) for t, a in arrows if a.num_rows]
+            self._con.commit()
+        except BaseException:
+            self._con.rollback()
+            raise
+        return seqs
+
+    def _append(self, table: str, batch: pa.Table) -> int:
+        con = self._con
+        head = con.execute("SELECT seq, entry_hash FROM chain ORDER BY seq DESC LIMIT 1").fetchall()
+        seq, prev_hash = (head[0][0] + 1, head[0][1]) if head else (1, GENESIS)
+        now = datetime.now(UTC)
+        batch = batch.append_column("entry_seq", pa.array([seq] * batch.num_rows, pa.int64()))
+        batch = batch.append_column("row_no", pa.array(range(batch.num_rows), pa.int64()))
+        con.register("_batch", batch)
+        try:
+            con.execute(
+                f"INSERT INTO {table} BY NAME SELECT *, ?::TIMESTAMPTZ AS recorded_at FROM _batch",
+                [now],
+            )
+        finally:
+            con.unregister("_batch")
+        digest = con.execute(_digest_sql(con, table, f"entry_seq = {seq}")).fetchall()[0][1]
+        entry_hash = _entry_hash(prev_hash, digest)
+        con.execute(
+            "INSERT INTO chain VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [seq, table, batch.num_rows, digest, prev_hash, entry_hash, now],
+        )
+        return seq
 
 
 def stage_counts(

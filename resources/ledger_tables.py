@@ -32,4 +32,24 @@ TABLES: dict[str, str] = {
         "stage VARCHAR, source_id VARCHAR, records_in BIGINT, records_out BIGINT,"
         " dropped BIGINT, run_id VARCHAR"
     ),
+    # PII: counts by entity type, never a value. records = records holding that type.
+    "pii_counts": (
+        "source_id VARCHAR, entity_type VARCHAR, entities BIGINT, records BIGINT, run_id VARCHAR"
+    ),
+    # One row per record with any PII: its counts per type as JSON ({"EMAIL_ADDRESS": 2}).
+    "pii_record_counts": (
+        "record_id VARCHAR, source_id VARCHAR, source_key VARCHAR, entities BIGINT,"
+        " counts VARCHAR, dropped BOOLEAN, run_id VARCHAR"
+    ),
+    # What the scrub asset check's sensitive re-scan still found in the output.
+    "pii_residuals": (
+        "source_id VARCHAR, entity_type VARCHAR, residual BIGINT, docs BIGINT,"
+        " per_10k DOUBLE, run_id VARCHAR"
+    ),
+    # A detector's measured quality and speed (bench/pii.py --ledger), for data cards.
+    "detector_benchmarks": (
+        "detector VARCHAR, entity_type VARCHAR, support BIGINT, predicted BIGINT,"
+        " precision DOUBLE, recall DOUBLE, docs BIGINT, mb DOUBLE, docs_per_s DOUBLE,"
+        " mb_per_s DOUBLE, eval_set VARCHAR, params_digest VARCHAR, run_id VARCHAR"
+    ),
 }

@@ -112,7 +112,7 @@ def _jsonl_item(key: str, line: bytes, size: int, name: str, number: int, spec: 
     except UnicodeDecodeError as err:
         return reject(key, Reason.ENCODING, f"invalid UTF-8 at byte {err.start}", size)
     try:
-        obj = orjson.loads(line)
+        obj = orjson.loads(line.rstrip(b"\r\n"))
     except orjson.JSONDecodeError as err:
         return reject(key, Reason.MALFORMED, f"invalid JSON: {err.msg} at char {err.pos}", size)
     if not isinstance(obj, dict):

@@ -1,7 +1,9 @@
 """Source-change sensor: requests a source's ingest partition when its files change.
 
-Its cursor maps each source to its files' (size, mtime_ns, sha256); a file is re-hashed only
-when its size or mtime moved, so an idle tick reads no content.
+Its cursor keeps, per source, each file's (size, mtime_ns, sha256) and a change count. A file
+is re-hashed only when its size or mtime moved, so an idle tick reads no content. A source the
+cursor has not seen yet is compared with the content hash its last ingest recorded in the
+ledger, so a new instance does not re-ingest what `assay run` already did.
 """
 
 import json
@@ -12,8 +14,9 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
     UnresolvedAssetJobDefinition as AssetJob,
 )
 
-from pipelines.params import load_params
-from resources.ingest import list_files
+from pipelines.params import Params, load_params
+from resources.ingest import content_digest, list_files
+from resources.ledger import Ledger
 from resources.storage import file_sha256
 
 FileState = dict[str, list]  # name -> [size, mtime_ns, sha256]
@@ -24,20 +27,21 @@ def snapshot(root: Path, fmt: str, glob: str | None, previous: FileState) -> Fil
     files, _ = list_files(root, fmt, glob)
     state: FileState = {}
     for file in files:
-        stat = file.path.stat()
-        old = previous.get(file.name)
-        if old and old[0] == stat.st_size and old[1] == stat.st_mtime_ns:
-            state[file.name] = old
-        else:
-            state[file.name] = [stat.st_size, stat.st_mtime_ns, file_sha256(file.path)]
+        try:
+            stat = file.path.stat()
+            old = previous.get(file.name)
+            if old and old[0] == stat.st_size and old[1] == stat.st_mtime_ns:
+                state[file.name] = old
+            else:
+                state[file.name] = [stat.st_size, stat.st_mtime_ns, file_sha256(file.path)]
+        except FileNotFoundError:
+            continue  # removed between listing and reading: the next tick sees it gone
     return state
 
 
 def state_digest(state: FileState) -> str:
-    from hashlib import sha256
-
-    names = sorted(state)
-    return sha256("".join(f"{n}\0{state[n][2]}\n" for n in names).encode()).hexdigest()
+    """The source's content hash, as ingest records it in the ledger."""
+    return content_digest({name: entry[2] for name, entry in state.items()})
 
 
 def changes(old: FileState, new: FileState) -> dict[str, list[str]]:
@@ -46,6 +50,17 @@ def changes(old: FileState, new: FileState) -> dict[str, list[str]]:
         "removed": sorted(set(old) - set(new)),
         "changed": sorted(n for n in set(new) & set(old) if new[n][2] != old[n][2]),
     }
+
+
+def last_ingested_hashes(params: Params) -> dict[str, str]:
+    """Each source's content hash at its latest ingest, from the ledger."""
+    if not params.ledger_path.exists():
+        return {}
+    latest = Ledger(params.ledger_path).query(
+        "SELECT source_id, content_sha256 FROM sources"
+        " QUALIFY row_number() OVER (PARTITION BY source_id ORDER BY entry_seq DESC) = 1"
+    )
+    return dict(latest.rows())
 
 
 def build_source_sensor(job: AssetJob, params_path: str) -> dg.SensorDefinition:
@@ -59,22 +74,29 @@ def build_source_sensor(job: AssetJob, params_path: str) -> dg.SensorDefinition:
         """Re-ingests a source when any of its files is new, changed or removed."""
         params = load_params(params_path)
         cursor = json.loads(context.cursor) if context.cursor else {}
+        ingested = None
         requests, new_cursor = [], {}
         for source in params.sources:
             root = params.resolve(source.path)
             if not root.exists():
                 context.log.warning(f"source {source.id}: {root} does not exist")
                 continue
-            old = cursor.get(source.id, {})
-            state = snapshot(root, source.format, source.glob, old)
-            new_cursor[source.id] = state
-            diff = changes(old, state)
+            seen = cursor.get(source.id, {"files": {}, "changes": 0})
+            state = snapshot(root, source.format, source.glob, seen["files"])
+            digest = state_digest(state)
+            diff = changes(seen["files"], state)
+            if source.id not in cursor:
+                ingested = last_ingested_hashes(params) if ingested is None else ingested
+                if ingested.get(source.id) == digest:
+                    diff = changes(state, state)  # already ingested with this content
+            count = seen["changes"] + any(diff.values())
+            new_cursor[source.id] = {"files": state, "changes": count}
             if any(diff.values()):
-                digest = state_digest(state)
                 requests.append(
                     dg.RunRequest(
                         partition_key=source.id,
-                        run_key=f"{source.id}:{digest}",
+                        # The count keeps a revert to an earlier content from reusing its key.
+                        run_key=f"{source.id}:{digest}:{count}",
                         tags={"assay/changes": json.dumps({k: len(v) for k, v in diff.items()})},
                     )
                 )

@@ -1,0 +1,63 @@
+"""Shared fixtures: a throwaway copy of the project (params.yaml and the sample corpus)."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipelines.params import Params, load_params
+
+REPO = Path(__file__).resolve().parents[1]
+
+os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of params.yaml and data/raw + data/hashlists; returns the params.yaml path."""
+    return copy_project(tmp_path)
+
+
+@pytest.fixture
+def params(project: Path) -> Params:
+    return load_params(project)
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / ".dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
+
+
+def copy_project(dest: Path) -> Path:
+    shutil.copy(REPO / "params.yaml", dest / "params.yaml")
+    for folder in ("raw", "hashlists"):
+        shutil.copytree(REPO / "data" / folder, dest / "data" / folder, symlinks=True)
+    return dest / "params.yaml"
+
+
+def ingest_all(params: Params, run_id: str = "test-run") -> None:
+    """Ingest every source without Dagster, as the ingest asset would."""
+    from resources.ingest import ingest_source
+    from resources.ledger import Ledger
+    from resources.readers import ReadSpec
+    from resources.storage import stage_path
+
+    ledger = Ledger(params.ledger_path)
+    for source in params.sources:
+        spec = ReadSpec(source.text_field, source.id_field, params.ingest.max_record_bytes)
+        out = stage_path(params.data_dir, "ingest", source.id)
+        root = params.resolve(source.path)
+        ingest_source(source, root, params.policy, spec, out, ledger, run_id)
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project copy whose sources are all ingested; returns its params.yaml path."""
+    params_path = copy_project(tmp_path_factory.mktemp("ingested"))
+    ingest_all(load_params(params_path))
+    return params_path

@@ -1,0 +1,95 @@
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+from click.testing import CliRunner
+
+from pipelines.cli import cli
+from tests.conftest import REPO
+
+ASSAY = str(Path(sys.executable).with_name("assay"))
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_why_by_source_key_tells_source_license_consent_and_fate(ingested):
+    result = _invoke("ledger", "why", "post-0003", "--params", str(ingested), "--json")
+    assert result.exit_code == 0
+    (occurrence,) = json.loads(result.output)
+    assert occurrence["source_id"] == "forum"
+    assert occurrence["source"]["license"] == "CC-BY-4.0"
+    assert occurrence["source"]["consent"] == "opt_in"
+    assert occurrence["fate"] == "kept through ingest"
+
+
+def test_why_by_record_id_finds_every_occurrence(ingested):
+    first = json.loads(
+        _invoke("ledger", "why", "post-0003", "--params", str(ingested), "--json").output
+    )[0]
+    result = _invoke("ledger", "why", first["record_id"], "--params", str(ingested), "--json")
+    keys = {o["source_key"] for o in json.loads(result.output)}
+    assert keys == {"post-0003", "post-dup-exact"}
+
+
+def test_why_a_dropped_item_gives_the_reason(ingested):
+    result = _invoke("ledger", "why", "latin1.txt", "--params", str(ingested), "--json")
+    (occurrence,) = json.loads(result.output)
+    assert occurrence["fate"] == "dropped at ingest: encoding"
+    assert occurrence["drops"][0]["evidence"]["detail"].startswith("invalid UTF-8")
+
+
+def test_why_unknown_key_is_an_error(ingested):
+    result = CliRunner().invoke(cli, ["ledger", "why", "nope", "--params", str(ingested)])
+    assert result.exit_code == 1 and "no record" in result.output
+
+
+def test_sql_and_sources_print_one_json_document(ingested):
+    result = _invoke(
+        "ledger", "sql", "SELECT count(*) AS n FROM drops", "--params", str(ingested), "--json"
+    )
+    assert json.loads(result.output) == [{"n": 49}]
+    sources = json.loads(_invoke("ledger", "sources", "--params", str(ingested), "--json").output)
+    assert {s["source_id"]: s["records"] for s in sources}["scraped"] == 0
+
+
+def test_verify_exit_codes(ingested, tmp_path):
+    assert _invoke("ledger", "verify", "--params", str(ingested)).exit_code == 0
+    copy = tmp_path / "copy"
+    shutil.copytree(ingested.parent, copy, symlinks=True)
+    con = duckdb.connect(str(copy / "data" / "ledger.duckdb"))
+    con.execute("UPDATE drops SET reason = 'empty' WHERE source_key = 'latin1.txt'")
+    con.close()
+    result = _invoke("ledger", "verify", "--params", str(copy / "params.yaml"), "--json")
+    report = json.loads(result.output)
+    assert result.exit_code == 1
+    assert report["ok"] is False and report["first_bad_entry"] >= 1
+
+
+def test_sample_rebuilds_the_committed_corpus_byte_for_byte(tmp_path):
+    result = _invoke("sample", "--out", str(tmp_path))
+    assert result.exit_code == 0
+    for folder in ("raw", "hashlists"):
+        built = sorted(p.relative_to(tmp_path) for p in (tmp_path / folder).rglob("*"))
+        committed = sorted(
+            p.relative_to(REPO / "data") for p in (REPO / "data" / folder).rglob("*")
+        )
+        assert built == committed
+        for rel in built:
+            if not (tmp_path / rel).is_symlink() and (tmp_path / rel).is_file():
+                assert (tmp_path / rel).read_bytes() == (REPO / "data" / rel).read_bytes(), rel
+
+
+def test_exit_codes_for_bad_usage_and_errors(tmp_path):
+    usage = subprocess.run([ASSAY, "ledger", "frobnicate"], capture_output=True, text=True)
+    assert usage.returncode == 2
+    missing = subprocess.run(
+        [ASSAY, "ledger", "stats", "--params", str(tmp_path / "none.yaml")],
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 1 and "no such file" in missing.stderr

@@ -1,0 +1,24 @@
+import dagster as dg
+
+from pipelines.definitions import build_defs
+
+
+def test_definitions_load_and_wire_the_graph(project):
+    defs = build_defs(project)
+    graph = defs.resolve_asset_graph()
+    ingest = dg.AssetKey("ingest")
+    assert ingest in graph.get_all_asset_keys()
+    assert graph.get(ingest).partitions_def.get_partition_keys() == [
+        "forum",
+        "tickets",
+        "wiki",
+        "essays",
+        "scraped",
+        "photos",
+    ]
+    checks = {key.name for key in graph.asset_check_keys if key.asset_key == ingest}
+    assert "conservation" in checks
+    assert defs.resolve_sensor_def("source_change_sensor")
+    assert defs.resolve_schedule_def("nightly_full_run").cron_schedule == "0 3 * * *"
+    for key in graph.get_all_asset_keys():
+        assert graph.get(key).code_version, f"{key} has no code_version"
