@@ -10,6 +10,7 @@ a segmented minimum per document. That is what makes this faster than DataTrove'
 loop (bench/dedup.py measures it).
 """
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,6 +30,7 @@ _TOKEN_BASE = _U64(0x100000001B3)  # odd, so the per-position powers never colla
 _NGRAM_BASE = _U64(0x9E3779B97F4A7C15)
 # Bounds the (shingles x permutations) working block to a few MB, so it stays in cache.
 _CHUNK_CELLS = 1 << 20
+_SLICE_CHARS = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,22 @@ def shingle_hashes(
     """
     if not normalized:
         texts = [normalize_text(t) for t in texts]
+    # Word hashing keeps per-position tables as long as the bytes hashed at once, so large
+    # batches go through in slices of about _SLICE_CHARS.
+    lengths = np.fromiter((len(t) + 1 for t in texts), np.int64, len(texts))
+    cuts = np.searchsorted(np.cumsum(lengths), np.arange(_SLICE_CHARS, lengths.sum(), _SLICE_CHARS))
+    bounds = [0, *np.unique(cuts[(cuts > 0) & (cuts < len(texts))]).tolist(), len(texts)]
+    if len(bounds) == 2:
+        return _shingle_slice(texts, config)
+    parts = [_shingle_slice(texts[a:b], config) for a, b in itertools.pairwise(bounds)]
+    starts = np.cumsum([0] + [p.hashes.size for p in parts[:-1]])
+    offsets = np.concatenate(
+        [[0]] + [p.offsets[1:] + s for p, s in zip(parts, starts, strict=True)]
+    ).astype(np.int64)
+    return ShingleBatch(hashes=np.concatenate([p.hashes for p in parts]), offsets=offsets)
+
+
+def _shingle_slice(texts: Sequence[str], config: MinHashConfig) -> ShingleBatch:
     # normalize_text collapses all whitespace to single spaces, so "\n" can end each document.
     joined = "\n".join(texts) + "\n"
     if config.shingle == "word":

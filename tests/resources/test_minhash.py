@@ -111,3 +111,15 @@ def test_permutations_are_datasketchs():
     a, b = permutations(16, 3)
     ref = MinHash(num_perm=16, seed=3)
     assert np.array_equal(a, ref.permutations[0]) and np.array_equal(b, ref.permutations[1])
+
+
+def test_large_batches_are_sliced_without_changing_shingles(monkeypatch):
+    import resources.minhash as minhash
+
+    rng = np.random.default_rng(5)
+    texts = [random_text(rng, int(rng.integers(1, 60))) for _ in range(40)] + [""]
+    whole = shingle_hashes(texts, MinHashConfig())
+    monkeypatch.setattr(minhash, "_SLICE_CHARS", 500)
+    sliced = shingle_hashes(texts, MinHashConfig())
+    assert np.array_equal(whole.offsets, sliced.offsets)
+    assert np.array_equal(whole.hashes, sliced.hashes)
