@@ -73,10 +73,15 @@ def _image_violations(
         return pl.DataFrame(schema=VIOLATION_SCHEMA)
     phash = kept["phash"].to_numpy().astype(np.uint64)
     sample = _sample(kept.height, sample_size, rng)
-    dist = hamming(phash[sample, None], phash[None, :])
-    dist[np.arange(sample.size), sample] = 65
-    i, j = np.nonzero(dist <= config.image_max_distance)
-    pairs = np.unique(np.sort(np.column_stack([sample[i], j]), axis=1), axis=0)
+    found = [np.empty((0, 2), np.int64)]
+    step = max(1, _BLOCK_CELLS // kept.height)
+    for s in range(0, sample.size, step):
+        rows = sample[s : s + step]
+        dist = hamming(phash[rows, None], phash[None, :])
+        dist[np.arange(rows.size), rows] = 65
+        i, j = np.nonzero(dist <= config.image_max_distance)
+        found.append(np.column_stack([rows[i], j]))
+    pairs = np.unique(np.sort(np.concatenate(found), axis=1), axis=0)
     sim = 1.0 - hamming(phash[pairs[:, 0]], phash[pairs[:, 1]]) / 64.0 if pairs.size else []
     return _frame(kept, pairs, np.asarray(sim, np.float64), IMAGE)
 

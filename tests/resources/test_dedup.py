@@ -257,3 +257,22 @@ def test_among_equal_provenance_the_larger_image_survives(tmp_path):
     result = run(recs, SRC_AB)
     assert result.kept["source_key"].to_list() == [big.name]
     assert evidence(result, small.name)["duplicate_of"]["source_key"] == big.name
+
+
+def test_audit_compares_images_by_phash_distance():
+    kept = pl.DataFrame(
+        {
+            "record_id": ["a", "b", "c"],
+            "source_id": ["s"] * 3,
+            "source_key": ["a", "b", "c"],
+            "kind": [IMAGE] * 3,
+            "exact_key": ["1", "2", "3"],
+            "signature": [None] * 3,
+            "phash": [0b1111, 0b0111, 2**64 - 1],
+            "text": [None] * 3,
+        },
+        schema_overrides={"phash": pl.UInt64, "signature": pl.Binary, "text": pl.String},
+    )
+    violations = kept_duplicates(kept, DedupConfig(image_max_distance=2), sample_size=3)
+    assert violations.select("record_id", "other_record_id").rows() == [("a", "b")]
+    assert violations["similarity"].to_list() == [63 / 64]
