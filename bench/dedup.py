@@ -270,7 +270,7 @@ def main() -> None:
     parser.add_argument(
         "--datatrove-default-tokenizer",
         action="store_true",
-        help="also run DataTrove with its default spaCy tokenizer (about 70 docs/s)",
+        help="also run DataTrove with its default spaCy tokenizer (several times slower)",
     )
     parser.add_argument("--n", type=int)
     parser.add_argument("--json", type=Path, help="also write all results here")
