@@ -204,6 +204,13 @@ def test_incremental_run_dedups_a_new_source_against_the_accepted_set(project):
         {"mode": "incremental", "processed": "late"},
     ]
 
+    third = materialize(project)
+    assert third.success
+    meta = third.get_asset_materialization_events()[0].materialization.metadata
+    assert (meta["mode"].value, meta["sources_processed"].value) == ("incremental", [])
+    assert meta["accepted_total"].value == 7
+    assert all(c.passed for c in third.get_asset_check_evaluations())
+
 
 def test_changed_settings_force_a_full_run(project):
     assert materialize(project).success
