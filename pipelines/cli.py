@@ -95,7 +95,7 @@ def sample(out: str) -> None:
 
 @cli.group()
 def ledger() -> None:
-    """Ask the ledger: stats, sources, why, sql, verify, export, reasons."""
+    """Ask the ledger: stats, sources, why, incidents, sql, verify, export, reasons."""
 
 
 @ledger.command()
@@ -191,6 +191,32 @@ def export(out_dir: str, params_file: str, as_json: bool) -> None:
     """Write every ledger table to Parquet."""
     paths = [str(p) for p in _ledger(params_file).export(out_dir)]
     _emit({"exported": paths}, as_json) if as_json else click.echo("\n".join(paths))
+
+
+@ledger.command()
+@click.option("--export", "export_dir", default=None, help="also write incidents.json and .csv")
+@params_option
+@json_option
+def incidents(export_dir: str | None, params_file: str, as_json: bool) -> None:
+    """Known-harmful matches, new and retroactive: hashes, list, time, counts; no content."""
+    from resources.incidents import export_incidents, incident_report
+
+    found = _ledger(params_file)
+    exported = [str(p) for p in export_incidents(found, export_dir)] if export_dir else []
+    report = {**incident_report(found), "exported": exported}
+    if as_json:
+        _emit(report, True)
+        return
+    rows = pl.DataFrame(report["incidents"], infer_schema_length=None)
+    if rows.height:
+        rows = rows.with_columns(
+            pl.col("incident_id").str.slice(0, 12), pl.col("affected_artifacts").list.len()
+        )
+        shown = ["incident_id", "kind", "detected_at", "list_name", "hash_type", "distance"]
+        print_frame(rows.select(*shown, "sources", "affected_artifacts"), "incidents")
+    console.print(f"{report['counts']['incidents']} incident(s): {report['counts']['by_kind']}")
+    for path in exported:
+        console.print(f"exported {path}")
 
 
 @ledger.command()

@@ -6,10 +6,12 @@ import dagster as dg
 
 from assets.dedup import dedup
 from assets.ingest import build_ingest_asset
+from assets.screen import screen
 from assets.scrub import scrub
 from pipelines import jobs
 from pipelines.params import load_params
 from pipelines.resource import AssayResource, default_params_path
+from sensors.hashlist_change import build_hashlist_sensor
 from sensors.source_change import build_source_sensor
 
 
@@ -18,13 +20,18 @@ def build_defs(params_path: str | Path) -> dg.Definitions:
     params = load_params(params_path)
     ingest = build_ingest_asset(params.source_ids)
     ingest_job = jobs.ingest_job(ingest.partitions_def)
-    assets = [ingest, dedup, scrub]
-    downstream_jobs = [jobs.curate_job()] if len(assets) > 1 else []
+    rescreen = jobs.rescreen_job()
     return dg.Definitions(
-        assets=assets,
-        jobs=[ingest_job, *downstream_jobs],
-        schedules=[jobs.nightly_full_run(ingest_job, params.source_ids)],
-        sensors=[build_source_sensor(ingest_job, params_path)],
+        assets=[ingest, dedup, scrub, screen],
+        jobs=[ingest_job, jobs.curate_job(), rescreen],
+        schedules=[
+            jobs.nightly_full_run(ingest_job, params.source_ids),
+            jobs.nightly_rescreen(rescreen),
+        ],
+        sensors=[
+            build_source_sensor(ingest_job, params_path),
+            build_hashlist_sensor(rescreen, params_path),
+        ],
         resources={"assay": AssayResource(params_path=params_path)},
     )
 

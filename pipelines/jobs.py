@@ -21,6 +21,11 @@ def curate_job() -> AssetJob:
     )
 
 
+def rescreen_job() -> AssetJob:
+    """The screen stage alone: what the hash-list sensor runs when a list changes."""
+    return dg.define_asset_job("rescreen_job", selection=dg.AssetSelection.assets("screen"))
+
+
 def nightly_full_run(job: AssetJob, source_ids: list[str]) -> dg.ScheduleDefinition:
     @dg.schedule(
         name="nightly_full_run",
@@ -36,3 +41,14 @@ def nightly_full_run(job: AssetJob, source_ids: list[str]) -> dg.ScheduleDefinit
             yield dg.RunRequest(partition_key=source_id, run_key=f"{source_id}:{stamp}")
 
     return nightly
+
+
+def nightly_rescreen(job: AssetJob) -> dg.ScheduleDefinition:
+    """Re-screens every accepted record at 04:00 UTC, after the nightly ingest."""
+    return dg.ScheduleDefinition(
+        name="nightly_rescreen",
+        job=job,
+        cron_schedule="0 4 * * *",
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+    )

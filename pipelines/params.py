@@ -76,6 +76,19 @@ class Dedup(Section):
     """DuckDB's memory limit while grouping band keys; beyond it DuckDB spills to disk."""
 
 
+class Screen(Section):
+    """Known-harmful hash screening: where the lists are, and how near an image hash must be."""
+
+    hashlists_dir: str = "data/hashlists"
+    # Hashes (never content) of every record ever screened, so a re-screen after a list
+    # changes need not decode the corpus again, and covers records earlier outputs held.
+    hash_cache: str = "data/cache/screen_hashes.parquet"
+    phash_max_distance: int = Field(10, ge=0, le=31)
+    dhash_max_distance: int = Field(8, ge=0, le=31)
+    # A dhash entry with fewer ones (or zeros) than this says only "brighter on one side".
+    dhash_min_minority_bits: int = Field(12, ge=0, le=32)
+
+
 class Source(Section):
     """One corpus, declared by its owner's facts; ``path`` is a file or a folder."""
 
@@ -113,6 +126,7 @@ class Params(Section):
     ingest: Ingest = Ingest()
     dedup: Dedup = Dedup()
     pii: PiiConfig = PiiConfig()
+    screen: Screen = Screen()
     sources: list[Source]
     root: Path = Field(Path("."), exclude=True)
 

@@ -119,7 +119,11 @@ class Ledger:
                 "SELECT seq, tbl, n_rows, batch_digest, prev_hash, entry_hash FROM chain"
                 " ORDER BY seq"
             ).fetchall()
-            stored = {table: _stored_digests(con, table) for table in TABLES}
+            present = {
+                r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+            }
+            # A table added to TABLES after this file was last written has no rows yet.
+            stored = {t: _stored_digests(con, t) for t in TABLES if t in present}
         return _walk(chain, stored)
 
     def export(self, out_dir: str | Path) -> list[Path]:

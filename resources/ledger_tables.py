@@ -52,4 +52,32 @@ TABLES: dict[str, str] = {
         " precision DOUBLE, recall DOUBLE, docs BIGINT, mb DOUBLE, docs_per_s DOUBLE,"
         " mb_per_s DOUBLE, eval_set VARCHAR, params_digest VARCHAR, run_id VARCHAR"
     ),
+    # screen: hashes, list identities and locations only, never an item's bytes or text.
+    "hash_lists": (
+        "name VARCHAR, version VARCHAR, provider VARCHAR, sha256 VARCHAR, path VARCHAR,"
+        " entries BIGINT, entries_by_type VARCHAR, low_information BIGINT, run_id VARCHAR"
+    ),
+    "screen_matches": (
+        "record_id VARCHAR, hash_type VARCHAR, record_hash VARCHAR, orientation VARCHAR,"
+        " distance BIGINT, list_name VARCHAR, list_version VARCHAR, list_sha256 VARCHAR,"
+        " entry_hash VARCHAR, entry_label VARCHAR, entry_line BIGINT, run_id VARCHAR"
+    ),
+    "quarantine": (
+        "record_id VARCHAR, source_id VARCHAR, source_key VARCHAR, kind VARCHAR,"
+        " location VARCHAR, sha256 VARCHAR, md5 VARCHAR, sha256_text VARCHAR, phash VARCHAR,"
+        " dhash VARCHAR, list_name VARCHAR, list_version VARCHAR, list_sha256 VARCHAR,"
+        " hash_type VARCHAR, entry_hash VARCHAR, entry_label VARCHAR, distance BIGINT,"
+        " run_id VARCHAR"
+    ),
+    "incidents": (
+        "incident_id VARCHAR, kind VARCHAR, record_id VARCHAR, sha256 VARCHAR, md5 VARCHAR,"
+        " sha256_text VARCHAR, phash VARCHAR, dhash VARCHAR, list_name VARCHAR,"
+        " list_version VARCHAR, list_sha256 VARCHAR, hash_type VARCHAR, entry_hash VARCHAR,"
+        " entry_label VARCHAR, distance BIGINT, entries_matched BIGINT, occurrences BIGINT,"
+        " sources VARCHAR, affected_artifacts VARCHAR, run_id VARCHAR"
+    ),
+    "artifact_records": (
+        "artifact_sha256 VARCHAR, stage VARCHAR, source_id VARCHAR, record_id VARCHAR,"
+        " run_id VARCHAR"
+    ),
 }

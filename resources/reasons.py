@@ -34,6 +34,8 @@ class Reason(StrEnum):
     """More PII entities than pii.max_entities_per_doc allows."""
     HARMFUL_HASH_MATCH = "harmful_hash_match"
     """Matched an entry of a known-harmful hash list (evidence: list, hash type, distance)."""
+    CONTENT_CHANGED = "content_changed"
+    """The file's bytes changed after ingest: they no longer hash to the record's record_id."""
 
 
 def describe(reason: Reason) -> str:

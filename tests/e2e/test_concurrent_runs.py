@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import dagster as dg
 import pytest
 
 from pipelines.params import load_params
@@ -20,6 +21,7 @@ sys.exit(0 if result.success else 1)
 @pytest.mark.e2e
 def test_two_runs_at_once_neither_corrupt_nor_lose_anything(project, dagster_home):
     """Two Dagster runs write the ledger at the same time; every row of both lands."""
+    dg.DagsterInstance.get()  # create the instance's storage once, not racing in two processes
     runs = [
         subprocess.Popen([sys.executable, "-c", RUN_ONE_PARTITION, str(project), source])
         for source in ("forum", "tickets")

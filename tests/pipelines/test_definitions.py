@@ -20,5 +20,6 @@ def test_definitions_load_and_wire_the_graph(project):
     assert "conservation" in checks
     assert defs.resolve_sensor_def("source_change_sensor")
     assert defs.resolve_schedule_def("nightly_full_run").cron_schedule == "0 3 * * *"
+    assert defs.resolve_schedule_def("nightly_rescreen").cron_schedule == "0 4 * * *"
     for key in graph.get_all_asset_keys():
         assert graph.get(key).code_version, f"{key} has no code_version"

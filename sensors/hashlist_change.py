@@ -1,0 +1,81 @@
+"""Hash-list sensor: a new, changed or removed list re-screens every record ever screened.
+
+Its cursor maps each list file to the sha256 of the list and its sidecar. On the first tick
+(no cursor yet) it compares the lists on disk with those the last screen run used, from the
+ledger, so a list that changed while the sensor was off is not missed. The screen asset then
+matches the hashes of every record it ever screened, so records earlier outputs passed are
+covered, and a new match among them becomes a retroactive incident.
+"""
+
+import hashlib
+import json
+
+import dagster as dg
+import duckdb
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition as AssetJob,
+)
+
+from pipelines.params import Params, load_params
+from resources.hashlists import directory_fingerprint, file_sha256, list_files
+from resources.ledger import Ledger
+
+Fingerprint = dict[str, str]
+
+
+def changes(old: Fingerprint, new: Fingerprint) -> dict[str, list[str]]:
+    return {
+        "new": sorted(set(new) - set(old)),
+        "removed": sorted(set(old) - set(new)),
+        "changed": sorted(n for n in set(new) & set(old) if new[n] != old[n]),
+    }
+
+
+def lists_differ_from_last_screen(params: Params) -> bool | None:
+    """Whether the list files on disk differ from those the last screen run used (by sha256);
+    None when no screen run is in the ledger (then there is nothing to re-screen)."""
+    if not params.ledger_path.exists():
+        return None
+    try:
+        used = Ledger(params.ledger_path).query(
+            "SELECT sha256 FROM hash_lists WHERE run_id = (SELECT run_id FROM hash_lists"
+            " ORDER BY entry_seq DESC LIMIT 1)"
+        )
+    except duckdb.CatalogException:  # a ledger written before the screen stage existed
+        return None
+    if used.is_empty():
+        return None
+    on_disk = {file_sha256(p) for p in list_files(params.resolve(params.screen.hashlists_dir))}
+    return on_disk != set(used["sha256"])
+
+
+def build_hashlist_sensor(job: AssetJob, params_path: str) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="hashlist_sensor",
+        job=job,
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def hashlist_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        """Re-screens everything when a hash list is added, changed or removed."""
+        params = load_params(params_path)
+        current = directory_fingerprint(params.resolve(params.screen.hashlists_dir))
+        digest = hashlib.sha256(json.dumps(current, sort_keys=True).encode()).hexdigest()
+        if context.cursor:
+            diff = changes(json.loads(context.cursor), current)
+            changed = any(diff.values())
+        else:
+            diff = {"first_tick": sorted(current)}
+            changed = bool(lists_differ_from_last_screen(params))
+        requests = []
+        if changed:
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"hashlists:{digest}",
+                    tags={"assay/hashlist_changes": json.dumps(diff)},
+                )
+            )
+            context.log.info(f"hash lists changed: {diff}; re-screening")
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(current, sort_keys=True))
+
+    return hashlist_sensor
