@@ -4,6 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.dedup import dedup
 from assets.ingest import build_ingest_asset
 from assets.screen import screen
 from assets.scrub import scrub
@@ -22,7 +23,7 @@ def build_defs(params_path: str | Path) -> dg.Definitions:
     ingest_job = jobs.ingest_job(ingest.partitions_def)
     rescreen = jobs.rescreen_job()
     return dg.Definitions(
-        assets=[ingest, scrub, screen, build_train_asset(params.train.upstream)],
+        assets=[ingest, dedup, scrub, screen, build_train_asset(params.train.upstream)],
         jobs=[ingest_job, jobs.curate_job(), rescreen],
         schedules=[
             jobs.nightly_full_run(ingest_job, params.source_ids),

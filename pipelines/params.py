@@ -47,6 +47,35 @@ class Ingest(Section):
     max_record_bytes: int = Field(1_000_000, ge=1)
 
 
+class Dedup(Section):
+    """Exact and near-duplicate removal across all sources (the dedup stage)."""
+
+    threshold: float = Field(0.8, gt=0.0, le=1.0)
+    """Jaccard similarity of two texts' shingle sets at or above which they are duplicates."""
+    shingle: Literal["word", "char"] = "word"
+    ngram: int = Field(5, ge=1, le=64)
+    num_perm: int = Field(128, ge=16, le=1024)
+    seed: int = 1
+    min_recall: float = Field(0.95, gt=0.0, lt=1.0)
+    """LSH bands are chosen so pairs exactly at the threshold become candidates this often."""
+    verify: Literal["exact", "estimated"] = "exact"
+    """Confirm candidates by the true Jaccard of their shingles, or by the MinHash estimate."""
+    image_max_distance: int = Field(6, ge=1, le=31)
+    """pHash Hamming distance (of 64 bits) at or below which two images are duplicates."""
+    survivor_order: list[Literal["policy", "retrieved_at", "priority"]] = [
+        "policy",
+        "retrieved_at",
+        "priority",
+    ]
+    incremental: bool = True
+    """Dedup only new or changed sources against the accepted set when nothing else changed."""
+    check_sample: int = Field(500, ge=1)
+    """Kept records the no-duplicates-left check compares against all kept records."""
+    batch_size: int = Field(5_000, ge=1)
+    memory_limit: str = "1GB"
+    """DuckDB's memory limit while grouping band keys; beyond it DuckDB spills to disk."""
+
+
 class Train(Section):
     """DP-SGD training of a model on the curated corpus, and its privacy audit."""
 
@@ -129,6 +158,7 @@ class Params(Section):
     paths: Paths = Paths()
     policy: Policy = Policy()
     ingest: Ingest = Ingest()
+    dedup: Dedup = Dedup()
     train: Train = Train()
     pii: PiiConfig = PiiConfig()
     screen: Screen = Screen()

@@ -23,6 +23,11 @@ TABLES: dict[str, str] = {
         "stage VARCHAR, record_id VARCHAR, source_id VARCHAR, source_key VARCHAR,"
         " reason VARCHAR, evidence VARCHAR, run_id VARCHAR"
     ),
+    "dedup_runs": (
+        "mode VARCHAR, processed VARCHAR, carried VARCHAR, threshold DOUBLE, num_perm INTEGER,"
+        " bands INTEGER, rows_per_band INTEGER, candidate_pairs BIGINT, verified_pairs BIGINT,"
+        " clusters BIGINT, settings_digest VARCHAR, run_id VARCHAR"
+    ),
     "stage_counts": (
         "stage VARCHAR, source_id VARCHAR, records_in BIGINT, records_out BIGINT,"
         " dropped BIGINT, run_id VARCHAR"

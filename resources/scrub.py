@@ -23,7 +23,7 @@ from resources.records import RECORD_SCHEMA, TEXT
 from resources.storage import read_stage, stage_path, write_stage
 
 STAGE = "scrub"
-UPSTREAM = "ingest"
+UPSTREAM = "dedup"
 """The stage read. dedup is not on main yet; when it lands this becomes "dedup"."""
 
 DROP_COLUMNS = ["record_id", "source_id", "source_key", "reason", "evidence"]

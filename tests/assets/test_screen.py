@@ -9,6 +9,7 @@ import skimage.data
 from click.testing import CliRunner
 from PIL import Image
 
+from assets.dedup import dedup
 from assets.ingest import build_ingest_asset
 from assets.screen import no_listed_content, screen
 from assets.scrub import scrub
@@ -72,8 +73,8 @@ def _list(root: Path, name: str, rows: list[tuple[str, str, str]]) -> Path:
 
 
 def _ingest(params_path: Path, instance: dg.DagsterInstance) -> dg.AssetsDefinition:
-    """Ingest and scrub every source through their engines (their assets have their own tests);
-    returns an upstream asset so Dagster can resolve screen's dependency."""
+    """Ingest, dedup and scrub every source (their assets have their own tests); returns the
+    ingest asset so Dagster can resolve screen's dependencies."""
     params = load_params(params_path)
     ledger = Ledger(params.ledger_path)
     for source in params.sources:
@@ -81,8 +82,13 @@ def _ingest(params_path: Path, instance: dg.DagsterInstance) -> dg.AssetsDefinit
         out = stage_path(params.data_dir, "ingest", source.id)
         root = params.resolve(source.path)
         ingest_source(source, root, params.policy, spec, out, ledger, f"ingest-{uuid.uuid4()}")
+    ingest = build_ingest_asset(params.source_ids)
+    deduped = dg.materialize(
+        [ingest, dedup], selection=[dedup], instance=instance, resources=_res(params_path)
+    )
+    assert deduped.success
     scrub_stage(params.data_dir, params.source_ids, params.pii, ledger, f"scrub-{uuid.uuid4()}")
-    return build_ingest_asset(params.source_ids)
+    return ingest
 
 
 def _res(params_path: Path) -> dict:
@@ -91,7 +97,10 @@ def _res(params_path: Path) -> dict:
 
 def _screen(params_path: Path, ingest, instance):
     return dg.materialize(
-        [ingest, scrub, screen], selection=[screen], instance=instance, resources=_res(params_path)
+        [ingest, dedup, scrub, screen],
+        selection=[screen],
+        instance=instance,
+        resources=_res(params_path),
     )
 
 
