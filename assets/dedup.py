@@ -7,7 +7,7 @@ import dagster as dg
 import polars as pl
 
 from assets.checks import conservation
-from assets.ingest import LEDGER_POOL
+from assets.execution import AFTER_UPSTREAM, LEDGER_POOL
 from pipelines.params import Params
 from pipelines.resource import AssayResource
 from resources.dedup import DedupConfig, DedupResult, deduplicate
@@ -86,6 +86,7 @@ def current_digests(params: Params, records: pl.DataFrame) -> dict[str, str]:
     deps=[UPSTREAM],
     code_version=CODE_VERSION,
     pool=LEDGER_POOL,
+    automation_condition=AFTER_UPSTREAM,
     check_specs=CHECKS,
     kinds={"parquet", "duckdb"},
     group_name="curation",

@@ -3,12 +3,12 @@
 import dagster as dg
 
 from assets.checks import conservation
+from assets.execution import LEDGER_POOL
 from pipelines.resource import AssayResource
 from resources.ingest import STAGE, ingest_source
 from resources.readers import ReadSpec
 from resources.storage import stage_path
 
-LEDGER_POOL = "ledger"
 CHECKS = [dg.AssetCheckSpec("conservation", asset=STAGE, blocking=True)]
 
 

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from assets.checks import conservation
-from assets.ingest import LEDGER_POOL
+from assets.execution import AFTER_UPSTREAM, LEDGER_POOL
 from pipelines.params import Params
 from pipelines.resource import AssayResource
 from resources.hashlists import DHASH, PHASH
@@ -52,6 +52,7 @@ def no_listed_content(params: Params, source_ids: list[str]) -> dg.AssetCheckRes
     deps=[UPSTREAM],
     code_version="screen-1",
     pool=LEDGER_POOL,
+    automation_condition=AFTER_UPSTREAM,
     check_specs=CHECKS,
     kinds={"parquet", "duckdb"},
     group_name="curation",

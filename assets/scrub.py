@@ -3,7 +3,7 @@
 import dagster as dg
 
 from assets.checks import conservation
-from assets.ingest import LEDGER_POOL
+from assets.execution import AFTER_UPSTREAM, LEDGER_POOL
 from pipelines.resource import AssayResource
 from resources.scrub import STAGE, UPSTREAM, rescan, scrub_stage, upstream_sources
 
@@ -23,6 +23,7 @@ CHECKS = [
     deps=[UPSTREAM],
     code_version="scrub-1",
     pool=LEDGER_POOL,
+    automation_condition=AFTER_UPSTREAM,
     check_specs=CHECKS,
     kinds={"parquet", "duckdb"},
     group_name="curation",

@@ -15,7 +15,7 @@ import dagster as dg
 import polars as pl
 import torch
 
-from assets.ingest import LEDGER_POOL
+from assets.execution import AFTER_UPSTREAM, LEDGER_POOL
 from pipelines.params import Params, Train
 from pipelines.resource import AssayResource
 from resources.dp_training import (
@@ -312,6 +312,7 @@ def build_train_asset(upstream: str = "screen") -> dg.AssetsDefinition:
         deps=[upstream],
         code_version=CODE_VERSION,
         pool=LEDGER_POOL,
+        automation_condition=AFTER_UPSTREAM,
         check_specs=CHECKS,
         kinds={"pytorch", "duckdb"},
         group_name="training",

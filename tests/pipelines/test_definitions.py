@@ -23,3 +23,13 @@ def test_definitions_load_and_wire_the_graph(project):
     assert defs.resolve_schedule_def("nightly_rescreen").cron_schedule == "0 4 * * *"
     for key in graph.get_all_asset_keys():
         assert graph.get(key).code_version, f"{key} has no code_version"
+
+
+def test_stages_chain_in_order_and_follow_their_upstream(project):
+    graph = build_defs(project).resolve_asset_graph()
+    chain = ["ingest", "dedup", "scrub", "screen", "train"]
+    for upstream, stage in zip(chain, chain[1:], strict=False):
+        node = graph.get(dg.AssetKey(stage))
+        assert node.parent_keys == {dg.AssetKey(upstream)}, stage
+        assert node.automation_condition is not None, stage
+        assert node.pool == "ledger", stage
