@@ -27,8 +27,12 @@ test: $(STAMP)
 ui: $(STAMP)
 	$(VENV)/bin/assay ui
 
+# Benchmarks, niced, one at a time (`make bench BENCHES=dedup` for one). DataTrove, the dedup
+# peer, is installed only here.
+BENCHES ?= ingest dedup pii screen train
 bench: $(STAMP)
-	$(PY) bench/ingest.py
+	$(PY) -m pip install --quiet -e '.[bench]'
+	for b in $(BENCHES); do nice -n 10 $(PY) bench/$$b.py || exit 1; done
 
 sample: $(STAMP)
 	$(VENV)/bin/assay sample

@@ -40,7 +40,7 @@ from resources.minhash import (
 )
 from resources.normalize import normalize_text
 from resources.reasons import Reason
-from resources.records import IMAGE, RECORD_SCHEMA, TEXT
+from resources.records import DROP_SCHEMA, IMAGE, RECORD_SCHEMA, TEXT
 
 ACCEPTED_SCHEMA: dict[str, pl.DataType] = {
     "record_id": pl.String(),
@@ -52,14 +52,6 @@ ACCEPTED_SCHEMA: dict[str, pl.DataType] = {
     "phash": pl.UInt64(),
 }
 """A row of the persisted accepted set: enough to dedup later records against it."""
-
-DROP_SCHEMA: dict[str, pl.DataType] = {
-    "record_id": pl.String(),
-    "source_id": pl.String(),
-    "source_key": pl.String(),
-    "reason": pl.String(),
-    "evidence": pl.String(),
-}
 
 METHOD_EXACT_TEXT = "sha256_normalized_text"
 METHOD_EXACT_PIXELS = "sha256_pixels"

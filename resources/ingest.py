@@ -19,18 +19,10 @@ from pipelines.params import Policy, Source
 from resources.ledger import Ledger, evidence
 from resources.readers import READERS, Item, ReadSpec, reject
 from resources.reasons import Reason
-from resources.records import IMAGE, RECORD_SCHEMA, empty_records, record_id
+from resources.records import DROP_SCHEMA, IMAGE, RECORD_SCHEMA, empty_records, record_id
 from resources.storage import Artifact, artifact, file_sha256
 
 STAGE = "ingest"
-
-DROP_SCHEMA: dict[str, pl.DataType] = {
-    "record_id": pl.String(),
-    "source_id": pl.String(),
-    "source_key": pl.String(),
-    "reason": pl.String(),
-    "evidence": pl.String(),
-}
 
 EXTENSIONS = {
     "jsonl": ("*.jsonl", "*.ndjson"),

@@ -21,6 +21,15 @@ RECORD_SCHEMA: dict[str, pl.DataType] = {
     "image_path": pl.String(),
 }
 
+DROP_SCHEMA: dict[str, pl.DataType] = {
+    "record_id": pl.String(),
+    "source_id": pl.String(),
+    "source_key": pl.String(),
+    "reason": pl.String(),
+    "evidence": pl.String(),
+}
+"""What a stage drops, as Ledger.record_stage takes it: the occurrence, a Reason, evidence JSON."""
+
 
 def record_id(kind: str, content: bytes) -> str:
     """sha256 hex of the kind, a NUL byte, and the canonical content bytes.
