@@ -6,12 +6,13 @@ import pytest
 import yaml
 from opacus.accountants import PRVAccountant
 
-from assets.train import MODEL_FILE, build_train_asset, epsilon_spent
+from assets.train import build_train_asset
 from pipelines.resource import AssayResource
 from resources.dp_training import load_model, sha256_file
 from resources.ledger import Ledger
 from resources.records import RECORD_SCHEMA, text_record_id
 from resources.storage import write_stage
+from resources.train_stage import MODEL_FILE
 
 WORDS = ["alpha", "beta", "gamma", "delta", "river", "stone", "cloud", "paper", "seven", "quiet"]
 
@@ -170,28 +171,3 @@ def test_train_wiring_refuses_a_mismatched_upstream(train_project):
     )
     assert not result.success
     assert "train.upstream is 'screen', wired to 'ingest'" in failure_of(result)
-
-
-def test_budget_is_kept_per_record(tmp_path):
-    ledger = Ledger(tmp_path / "ledger.duckdb")
-    for run_id, members, status, eps in [
-        ("r1", ["a", "b"], "committed", 3.0),
-        ("r2", ["b", "c"], "committed", 2.0),
-        ("r3", ["a"], "refused", 0.0),
-    ]:
-        digest = f"digest-{run_id}"
-        roles = [
-            {"run_id": run_id, "training_set_digest": digest, "record_id": r, "role": "member"}
-            for r in members
-        ]
-        roles.append(
-            {"run_id": run_id, "training_set_digest": digest, "record_id": "h", "role": "heldout"}
-        )
-        budget = {"training_set_digest": digest, "run_id": run_id, "status": status}
-        ledger.append_many(
-            [("training_set", roles), ("privacy_budget", [budget | {"epsilon_committed": eps}])]
-        )
-    assert epsilon_spent(ledger, ["a"]) == 3.0
-    assert epsilon_spent(ledger, ["a", "b"]) == 5.0
-    assert epsilon_spent(ledger, ["c", "d"]) == 2.0
-    assert epsilon_spent(ledger, ["d", "h"]) == 0.0  # held out is not trained on
