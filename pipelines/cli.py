@@ -148,7 +148,8 @@ def why(key: str, params_file: str, as_json: bool) -> None:
         console.print(f"  source   {src.get('uri')}  retrieved {src.get('retrieved_at')}")
         console.print(f"  license  {src.get('license')}   consent {src.get('consent')}")
         for drop in occ["drops"]:
-            console.print(f"  dropped  at {drop['stage']}: {drop['reason']}  {drop['evidence']}")
+            evidence = json.dumps(drop["evidence"])
+            console.print(f"  dropped  at {drop['stage']}: {drop['reason']}  {evidence}")
         console.print(f"  fate     {occ['fate']}")
 
 

@@ -152,3 +152,11 @@ def print_summary(ledger: Ledger, console: Console) -> None:
         console.print("nothing in the ledger yet")
         return
     print_frame(frame, "records per source: read, out of each stage, and dropped")
+    trained = audit.latest_training(ledger)
+    if trained:
+        console.print(
+            f"train: {trained['train_records']} records, epsilon {trained['epsilon']:.3f}"
+            f" (target {trained['target_epsilon']}, delta {trained['delta']:g}),"
+            f" model {os.path.relpath(trained['path'])} sha256 {trained['model_sha256'][:16]}…",
+            soft_wrap=True,
+        )

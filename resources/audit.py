@@ -33,6 +33,12 @@ def latest_drop_reasons(ledger: Ledger) -> pl.DataFrame:
     )
 
 
+def latest_training(ledger: Ledger) -> dict | None:
+    """The most recent DP training run, or None before any."""
+    runs = ledger.query("SELECT * FROM training_runs ORDER BY entry_seq DESC LIMIT 1")
+    return runs.row(0, named=True) if runs.height else None
+
+
 def stats(ledger: Ledger) -> dict:
     tables = ledger.query(
         "SELECT table_name, estimated_size FROM duckdb_tables() ORDER BY table_name"
