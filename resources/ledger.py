@@ -140,12 +140,16 @@ class Ledger:
 
     # -- connections ---------------------------------------------------------------------
 
+    def _create(self) -> None:
+        """An empty ledger with every table, so that reading a new ledger finds them."""
+        with self._connect(write=True) as con:
+            con.execute("CHECKPOINT")
+
     @contextmanager
     def _connect(self, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not write and not self.path.exists():
-            with self._connect(write=True):
-                pass
+            self._create()
         with self._lock_path.open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
             con = duckdb.connect(str(self.path), read_only=not write)

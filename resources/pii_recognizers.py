@@ -143,7 +143,7 @@ class FastPhoneRecognizer(LocalRecognizer):
         )
 
     def load(self) -> None:
-        pass
+        """Nothing to load: the module compiles its patterns at import."""
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list:
         out = []
@@ -219,7 +219,7 @@ class FastUrlRecognizer(LocalRecognizer):
         super().__init__(supported_entities=["URL"], name="FastUrlRecognizer", context=self.CONTEXT)
 
     def load(self) -> None:
-        pass
+        """Nothing to load: the module compiles its patterns at import."""
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list:
         out = []
