@@ -8,21 +8,7 @@ from opacus.accountants import PRVAccountant
 from resources.dp_training import DPConfig
 from resources.records import RECORD_SCHEMA, text_record_id
 from resources.training_run import RunConfig, execute, plan_run, training_set_digest
-
-TINY = {"context": 4, "window": 16, "embed_dim": 8, "hidden": 32}
-WORDS = [
-    "alpha",
-    "beta",
-    "gamma",
-    "delta",
-    "river",
-    "stone",
-    "cloud",
-    "paper",
-    "seven",
-    "orange",
-    "quiet",
-]
+from tests.resources.test_dp_training import TINY, WORDS
 
 
 def records(n: int, sources: int = 4, seed: int = 0) -> pl.DataFrame:
