@@ -7,7 +7,6 @@ value for the exact history of (noise multiplier, sample rate, steps) that train
 anyone can recompute it from the recorded parameters with ``epsilon_from_history``.
 """
 
-import hashlib
 import importlib
 import random
 import time
@@ -26,6 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from resources.byte_lm import Task
+from resources.storage import file_sha256
 
 DEFAULT_MODEL = "resources.byte_lm:build_byte_lm"
 
@@ -262,14 +262,6 @@ def train(
     )
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def save_model(
     model: nn.Module,
     path: Path,
@@ -290,12 +282,12 @@ def save_model(
         "state_dict": state,
     }
     torch.save(saved, path)
-    return sha256_file(path)
+    return file_sha256(path)
 
 
 def load_model(path: Path, expected_sha256: str | None = None) -> tuple[nn.Module, Task]:
     """Rebuild a saved model, refusing a file whose sha256 is not the expected one."""
-    if expected_sha256 is not None and sha256_file(path) != expected_sha256:
+    if expected_sha256 is not None and file_sha256(path) != expected_sha256:
         raise ValueError(f"{path}: sha256 does not match the recorded {expected_sha256}")
     saved = torch.load(path, weights_only=True)
     model, task = build_model(saved["model"], saved["model_kwargs"])

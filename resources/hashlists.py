@@ -30,6 +30,8 @@ from pathlib import Path
 import polars as pl
 import yaml
 
+from resources.storage import file_sha256
+
 SHA256 = "sha256"
 MD5 = "md5"
 SHA256_TEXT = "sha256_text"
@@ -85,14 +87,6 @@ class HashList:
             "entries": self.entries.height,
             "entries_by_type": dict(zip(counts["type"], counts["len"], strict=True)),
         }
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def sidecar_path(path: Path) -> Path:

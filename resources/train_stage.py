@@ -13,9 +13,10 @@ import polars as pl
 import torch
 
 from pipelines.params import Train
-from resources.dp_training import DPConfig, save_model, sha256_file
+from resources.dp_training import DPConfig, save_model
 from resources.ledger import Ledger
 from resources.privacy_budget import commit_budget, epsilon_spent
+from resources.storage import file_sha256
 from resources.training_run import Plan, RunConfig, RunOutcome, execute, plan_run
 
 STAGE = "train"
@@ -157,7 +158,7 @@ def evaluations(ledger: Ledger, run_id: str) -> dict[str, dict]:
 def model_hashes(ledger: Ledger, run_id: str, model: Path) -> tuple[str, str | None, str | None]:
     """The model's sha256 as the ledger recorded it, as on disk, and as its .sha256 file says."""
     recorded = training_run(ledger, run_id)["model_sha256"]
-    actual = sha256_file(model) if model.exists() else None
+    actual = file_sha256(model) if model.exists() else None
     sidecar = sidecar_path(model)
     declared = sidecar.read_text().split()[0] if sidecar.exists() else None
     return recorded, actual, declared
@@ -174,7 +175,7 @@ def reusable_run(ledger: Ledger, digest: str, params_digest: str, model: Path) -
         " AND params_digest = ? AND code_version = ? ORDER BY entry_seq DESC LIMIT 1",
         [digest, params_digest, CODE_VERSION],
     ).to_dicts()
-    if rows and model.exists() and sha256_file(model) == rows[0]["model_sha256"]:
+    if rows and model.exists() and file_sha256(model) == rows[0]["model_sha256"]:
         return rows[0]["run_id"]
     return None
 

@@ -17,8 +17,9 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 )
 
 from pipelines.params import Params, load_params
-from resources.hashlists import directory_fingerprint, file_sha256, list_files
+from resources.hashlists import directory_fingerprint, list_files
 from resources.ledger import Ledger
+from resources.storage import file_sha256
 
 Fingerprint = dict[str, str]
 

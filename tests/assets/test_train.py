@@ -8,10 +8,10 @@ from opacus.accountants import PRVAccountant
 
 from assets.train import build_train_asset
 from pipelines.resource import AssayResource
-from resources.dp_training import load_model, sha256_file
+from resources.dp_training import load_model
 from resources.ledger import Ledger
 from resources.records import RECORD_SCHEMA, text_record_id
-from resources.storage import write_stage
+from resources.storage import file_sha256, write_stage
 from resources.train_stage import MODEL_FILE
 
 WORDS = ["alpha", "beta", "gamma", "delta", "river", "stone", "cloud", "paper", "seven", "quiet"]
@@ -105,7 +105,7 @@ def test_train_records_what_it_spent_and_refuses_to_overspend(train_project):
     )
 
     # the model's hash verifies: ledger, sidecar file and bytes on disk agree, and it loads
-    assert sha256_file(model_path) == run["model_sha256"]
+    assert file_sha256(model_path) == run["model_sha256"]
     assert (
         model_path.with_name(MODEL_FILE + ".sha256").read_text().split()[0] == run["model_sha256"]
     )
@@ -142,7 +142,7 @@ def test_train_records_what_it_spent_and_refuses_to_overspend(train_project):
     failure = failure_of(second)
     assert "PrivacyBudgetExceeded" in failure and "refusing to train" in failure
     assert ledger.query("SELECT count(*) FROM training_runs").item() == 1
-    assert sha256_file(model_path) == run["model_sha256"]
+    assert file_sha256(model_path) == run["model_sha256"]
 
     # another split of the same records has another digest, but the same records' budgets
     params["train"]["holdout_fraction"] = 0.4

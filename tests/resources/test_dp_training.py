@@ -19,9 +19,9 @@ from resources.dp_training import (
     load_model,
     save_model,
     select_examples,
-    sha256_file,
     train,
 )
+from resources.storage import file_sha256
 
 TINY = {"context": 4, "window": 16, "embed_dim": 8, "hidden": 32}
 WORDS = [
@@ -103,7 +103,7 @@ def test_saved_model_hash_verifies_and_reloads_identically(private_run, tmp_path
     items, task, _, result = private_run
     path = tmp_path / "model.pt"
     digest = save_model(result.model, path, "resources.byte_lm:build_byte_lm", TINY)
-    assert digest == sha256_file(path)
+    assert digest == file_sha256(path)
     loaded, loaded_task = load_model(path, expected_sha256=digest)
     with torch.no_grad():
         assert torch.equal(task.loss(result.model, items[:8]), loaded_task.loss(loaded, items[:8]))

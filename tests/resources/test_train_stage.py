@@ -1,6 +1,6 @@
 from pipelines.params import Train
-from resources.dp_training import sha256_file
 from resources.ledger import Ledger
+from resources.storage import file_sha256
 from resources.train_stage import (
     CODE_VERSION,
     model_hashes,
@@ -69,7 +69,7 @@ def test_a_run_is_reused_only_when_records_params_code_and_model_all_match(tmp_p
     assert model == tmp_path / "data" / "train" / "model.pt"
     model.parent.mkdir(parents=True)
     model.write_bytes(b"weights")
-    sha = sha256_file(model)
+    sha = file_sha256(model)
     assert reusable_run(ledger, "digest", "params", model) is None  # nothing trained yet
     record_run(ledger, "r1", sha)
     record_run(ledger, "r2", sha)
@@ -88,7 +88,7 @@ def test_model_hashes_read_the_ledger_the_file_and_its_sidecar(tmp_path):
     model = model_path(tmp_path)
     model.parent.mkdir(parents=True)
     model.write_bytes(b"weights")
-    sha = sha256_file(model)
+    sha = file_sha256(model)
     record_run(ledger, "r1", sha)
     assert model_hashes(ledger, "r1", model) == (sha, sha, None)
     assert sidecar_path(model) == model.with_name("model.pt.sha256")
