@@ -3,8 +3,8 @@
 import dagster as dg
 import polars as pl
 
-from resources.ledger import Ledger
-from resources.storage import stage_path
+from resources.core.ledger import Ledger
+from resources.core.storage import stage_path
 
 
 def conservation(

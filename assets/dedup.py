@@ -2,47 +2,45 @@
 
 import dagster as dg
 
-from assets.checks import conservation
-from assets.execution import AFTER_UPSTREAM, LEDGER_POOL
-from pipelines.resource import AssayResource
-from resources.dedup_stage import CODE_VERSION, STAGE, UPSTREAM, DedupOutcome, dedup_stage
+from assets.factory import StageResult, StageRun, stage_asset
+from pipelines.params import Params
+from resources.dedup.stage import CODE_VERSION, STAGE, UPSTREAM, DedupOutcome, run
 
-CHECKS = [
-    dg.AssetCheckSpec("conservation", asset=STAGE, blocking=True),
-    dg.AssetCheckSpec("no_kept_duplicates", asset=STAGE, blocking=True),
-]
-
-
-@dg.asset(
-    name=STAGE,
-    deps=[UPSTREAM],
-    code_version=CODE_VERSION,
-    pool=LEDGER_POOL,
-    automation_condition=AFTER_UPSTREAM,
-    check_specs=CHECKS,
-    kinds={"parquet", "duckdb"},
-    group_name="curation",
+NO_KEPT_DUPLICATES = dg.AssetCheckSpec(
+    "no_kept_duplicates",
+    asset=STAGE,
+    blocking=True,
+    description="No sampled kept record is within the duplicate threshold of another kept one",
 )
-def dedup(context: dg.AssetExecutionContext, assay: AssayResource) -> dg.MaterializeResult:
-    """Remove exact and near duplicates across every source, keeping the best-provenance copy.
 
-    Exact: same normalized text or same decoded pixels. Near: MinHash LSH verified by Jaccard
-    (texts), pHash within a Hamming distance (images). Each drop's evidence names the record
-    it duplicates. Sources unchanged since the last run keep their accepted records; new or
-    changed ones are deduplicated against them (data/dedup/_signatures/).
-    """
-    params, ledger = assay.params(), assay.ledger()
-    run_id = assay.record_run(context)
-    outcome = dedup_stage(params, ledger, run_id)
-    checks = [
-        conservation(ledger, STAGE, run_id, str(params.data_dir), outcome.plan.process),
-        _no_kept_duplicates(outcome, params.dedup.check_sample),
-    ]
-    return dg.MaterializeResult(
-        metadata=_metadata(outcome),
-        data_version=dg.DataVersion(outcome.data_version),
-        check_results=checks,
+
+def build_dedup_asset(params: Params) -> dg.AssetsDefinition:
+    @stage_asset(
+        params,
+        name=STAGE,
+        upstream=UPSTREAM,
+        code_version=CODE_VERSION,
+        checks=[NO_KEPT_DUPLICATES],
     )
+    def dedup(stage: StageRun) -> StageResult:
+        """Remove exact and near duplicates across every source, keeping the best-provenance copy.
+
+        Exact: same normalized text or same decoded pixels. Near: MinHash LSH verified by
+        Jaccard (texts), pHash within a Hamming distance (images). Each drop's evidence names
+        the record it duplicates. Sources unchanged since the last run keep their accepted
+        records; new or changed ones are deduplicated against them (data/dedup/_signatures/).
+        """
+        config = stage.params.dedup
+        outcome = run(config, stage.ledger, stage.run_id, stage.params.corpus())
+        return StageResult(
+            metadata=_metadata(outcome),
+            data_version=outcome.data_version,
+            row_count=outcome.result.accepted.height,
+            counted_sources=outcome.plan.process,
+            checks=[_no_kept_duplicates(outcome, config.check_sample)],
+        )
+
+    return dedup
 
 
 def _no_kept_duplicates(outcome: DedupOutcome, sample: int) -> dg.AssetCheckResult:

@@ -1,39 +1,50 @@
 """train: DP-SGD on the curated corpus, the privacy budget, the privacy audit, all in the ledger.
 
-The engine is resources/train_stage.py (the run) and resources/privacy_budget.py (the budget,
-committed per record before anything is trained); this module wires them and reports.
+The engine is resources/train/ (stage.py runs it; budget.py commits the budget per record
+before anything is trained); this module reports and checks.
 """
 
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 
-from assets.execution import AFTER_UPSTREAM, LEDGER_POOL
-from pipelines.params import Train
-from pipelines.resource import AssayResource
-from resources.ledger import Ledger
-from resources.privacy_budget import review_budget
-from resources.records import TEXT
-from resources.storage import read_stage
-from resources.train_stage import (
+from assets.factory import StageResult, StageRun, stage_asset
+from pipelines.params import Params
+from resources.core.ledger import Ledger
+from resources.train.budget import review_budget
+from resources.train.config import TrainConfig
+from resources.train.stage import (
     CODE_VERSION,
     STAGE,
     evaluations,
     model_hashes,
     model_path,
-    train_stage,
+    run,
     training_run,
 )
 
 CHECKS = [
-    dg.AssetCheckSpec("privacy_budget", asset=STAGE, blocking=True),
-    dg.AssetCheckSpec("model_integrity", asset=STAGE, blocking=True),
-    dg.AssetCheckSpec("privacy_audit", asset=STAGE),
+    dg.AssetCheckSpec(
+        "privacy_budget",
+        asset=STAGE,
+        blocking=True,
+        description="epsilon spent <= target; epsilon committed on any record <= the budget",
+    ),
+    dg.AssetCheckSpec(
+        "model_integrity",
+        asset=STAGE,
+        blocking=True,
+        description="the model file on disk is the one the ledger recorded",
+    ),
+    dg.AssetCheckSpec(
+        "privacy_audit",
+        asset=STAGE,
+        description="the DP model's membership-inference AUC is at most train.max_mia_auc",
+    ),
 ]
 
 
-def privacy_budget_check(ledger: Ledger, run_id: str, train: Train) -> dg.AssetCheckResult:
+def privacy_budget_check(ledger: Ledger, run_id: str, train: TrainConfig) -> dg.AssetCheckResult:
     """Spent epsilon <= target, recomputable from the recorded parameters; total <= budget."""
     review = review_budget(ledger, training_run(ledger, run_id), train.epsilon_budget)
     return dg.AssetCheckResult(
@@ -64,7 +75,7 @@ def model_integrity_check(ledger: Ledger, run_id: str, model: Path) -> dg.AssetC
     )
 
 
-def privacy_audit_check(ledger: Ledger, run_id: str, train: Train) -> dg.AssetCheckResult:
+def privacy_audit_check(ledger: Ledger, run_id: str, train: TrainConfig) -> dg.AssetCheckResult:
     """Warns when the DP model's membership-inference AUC is above params.train.max_mia_auc."""
     dp = evaluations(ledger, run_id)["dp"]
     return dg.AssetCheckResult(
@@ -102,50 +113,50 @@ def _metadata(ledger: Ledger, run_id: str, cumulative: float) -> dict:
     return meta
 
 
-def build_train_asset(upstream: str = "screen") -> dg.AssetsDefinition:
-    """The train asset, reading every source's records that ``upstream`` wrote."""
+def build_train_asset(params: Params) -> dg.AssetsDefinition:
+    """The train asset, reading every source's records that train.upstream wrote."""
+    upstream = params.train.upstream
 
-    @dg.asset(
+    @stage_asset(
+        params,
         name=STAGE,
-        deps=[upstream],
+        upstream=upstream,
         code_version=CODE_VERSION,
-        pool=LEDGER_POOL,
-        automation_condition=AFTER_UPSTREAM,
-        check_specs=CHECKS,
+        checks=CHECKS,
+        with_conservation=False,
         kinds={"pytorch", "duckdb"},
-        group_name="training",
+        group="training",
     )
-    def train(context: dg.AssetExecutionContext, assay: AssayResource) -> dg.MaterializeResult:
+    def train(stage: StageRun) -> StageResult:
         """Train a model with DP-SGD (Opacus) on the text records, audit it, write data/train/.
 
         Refused before training when a training record's privacy budget would be exceeded;
         reports the earlier run instead when records, params and code are all unchanged.
         """
-        params, ledger = assay.params(), assay.ledger()
-        if params.train.upstream != upstream:
-            raise ValueError(f"train.upstream is {params.train.upstream!r}, wired to {upstream!r}")
-        run_id = assay.record_run(context)
-        records = read_stage(params.data_dir, upstream).filter(pl.col("kind") == TEXT)
-        model = model_path(params.data_dir)
-        report = train_stage(records, params.train, params.digest("train"), model, ledger, run_id)
+        config, ledger, log = stage.params.train, stage.ledger, stage.context.log
+        if config.upstream != upstream:
+            raise ValueError(f"train.upstream is {config.upstream!r}, wired to {upstream!r}")
+        report = run(config, ledger, stage.run_id, stage.params.corpus())
         if report.outcome is None:
-            context.log.info(f"records, params and code unchanged: reusing run {report.trained_in}")
+            log.info(f"records, params and code unchanged: reusing run {report.trained_in}")
         else:
-            context.log.info(
+            log.info(
                 f"trained on {report.plan.members.height} records: epsilon"
                 f" {report.outcome.dp.epsilon:.3f} (delta {report.outcome.dp.delta}); at most"
-                f" {report.epsilon_cumulative:.3f} of {params.train.epsilon_budget} committed"
+                f" {report.epsilon_cumulative:.3f} of {config.epsilon_budget} committed"
                 " on any one record"
             )
         trained_in = report.trained_in
-        return dg.MaterializeResult(
+        model = model_path(stage.params.data_dir)
+        return StageResult(
             metadata=_metadata(ledger, trained_in, report.epsilon_cumulative)
             | {"reused": report.reused},
-            data_version=dg.DataVersion(training_run(ledger, trained_in)["model_sha256"]),
-            check_results=[
-                privacy_budget_check(ledger, trained_in, params.train),
+            data_version=training_run(ledger, trained_in)["model_sha256"],
+            row_count=report.plan.members.height,
+            checks=[
+                privacy_budget_check(ledger, trained_in, config),
                 model_integrity_check(ledger, trained_in, model),
-                privacy_audit_check(ledger, trained_in, params.train),
+                privacy_audit_check(ledger, trained_in, config),
             ],
         )
 

@@ -37,10 +37,11 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from resources.dedup import DedupConfig, deduplicate
-from resources.minhash import MinHashConfig, exact_jaccard, shingle_hashes
-from resources.records import RECORD_SCHEMA
-from resources.survivor import survivor_rank
+from resources.core.records import RECORD_SCHEMA
+from resources.dedup.config import DedupConfig, MinHashConfig
+from resources.dedup.engine import deduplicate
+from resources.dedup.minhash import exact_jaccard, shingle_hashes
+from resources.dedup.survivors import survivor_rank
 
 NGRAM = 5
 DUP_SHARE = 0.2
@@ -158,7 +159,7 @@ def run_assay(n: int, threshold: float, seed: int) -> dict:
         }
     )
     rss_before = peak_rss_mb()
-    config = DedupConfig(minhash=MinHashConfig(ngram=NGRAM), threshold=threshold)
+    config = DedupConfig(ngram=NGRAM, threshold=threshold)
     t0 = time.perf_counter()
     rank = survivor_rank(records, sources, ["CC0-1.0"], ["opt_in"])
     result = deduplicate(records, rank, None, config)

@@ -1,5 +1,5 @@
-"""Ingest benchmark: throughput and peak memory of resources.ingest.ingest_source, and the cost
-of a bulk ledger append next to a naive row-by-row DuckDB INSERT.
+"""Ingest benchmark: throughput and peak memory of resources.ingest.stage.ingest_source, and
+the cost of a bulk ledger append next to a naive row-by-row DuckDB INSERT.
 
     nice -n 10 .venv/bin/python bench/ingest.py            # 100k, 1M and a ~2 GB JSONL file
     nice -n 10 .venv/bin/python bench/ingest.py --big-gb 0.5 --sizes 100000
@@ -82,9 +82,9 @@ def child_ingest(file: Path, work: Path) -> dict:
     import psutil
 
     from pipelines.params import Policy, Source
-    from resources.ingest import ingest_source
-    from resources.ledger import Ledger
-    from resources.readers import ReadSpec
+    from resources.core.ledger import Ledger
+    from resources.ingest.readers import ReadSpec
+    from resources.ingest.stage import ingest_source
 
     source = Source(
         id="bench",
@@ -145,7 +145,7 @@ def _ledger_frame(rows: int):
 
 
 def child_ledger(work: Path) -> dict:
-    from resources.ledger import Ledger
+    from resources.core.ledger import Ledger
 
     frame = _ledger_frame(LEDGER_ROWS)
     ledger = Ledger(work / "ledger.duckdb")
@@ -173,7 +173,7 @@ def child_naive(work: Path) -> dict:
     """
     import duckdb
 
-    from resources.ledger_tables import TABLES
+    from resources.core.ledger_tables import TABLES
 
     result = {}
     for name, rows, one_transaction in (

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 from faker import Faker
 
-from resources.pii import PiiConfig, Span, scrub_texts
+from resources.scrub.config import ScrubConfig
+from resources.scrub.detection import Span, scrub_texts
 
 LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL")
 # Names from locales the gazetteer does not read: the honest recall of the name recognizer.
@@ -206,7 +207,7 @@ def run_baseline(texts: list[str]) -> tuple[float, list[list[Span]]]:
 
 
 def run_assay(texts: list[str], workers: int) -> tuple[float, list[list[Span]]]:
-    config = PiiConfig(workers=workers)
+    config = ScrubConfig(workers=workers)
     start = time.perf_counter()
     results = scrub_texts(texts, config)
     return time.perf_counter() - start, [r.spans for r in results]
@@ -275,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         held_set = f"faker-held-out-names:{','.join(HELD_OUT_NAME_LOCALES)}:n={len(held)}"
         rows += _rows("assay-scrub", held_m, len(held), None, None, held_set)
     if args.ledger:
-        from resources.ledger import Ledger
+        from resources.core.ledger import Ledger
 
         run_id = f"bench-pii-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
         Ledger(args.ledger).append("detector_benchmarks", rows, run_id)
@@ -291,7 +292,7 @@ def _rows(
     seconds: float | None,
     eval_set: str,
 ) -> list[dict]:
-    digest = hashlib.sha256(PiiConfig().model_dump_json().encode()).hexdigest()
+    digest = hashlib.sha256(ScrubConfig().model_dump_json().encode()).hexdigest()
     out = []
     for entity, m in metrics.items():
         if not m["support"]:

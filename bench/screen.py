@@ -35,10 +35,14 @@ from PIL import Image, ImageDraw, ImageEnhance
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from resources.hamming_index import linear_scan
-from resources.hashlists import DHASH, PHASH, SHA256, HashList, load_lists
-from resources.perceptual import phash
-from resources.screening import DEFAULT_MAX_DISTANCE, Screener, hash_records
+from resources.core.hamming import linear_scan
+from resources.core.perceptual import phash
+from resources.screen.config import ScreenConfig
+from resources.screen.hashlists import DHASH, PHASH, SHA256, HashList, load_lists
+from resources.screen.matching import Screener, hash_records
+
+MAX_DISTANCE = ScreenConfig().max_distance
+
 
 DATA = Path(os.path.dirname(skimage.data.__file__))
 # Every photograph in the package. Left out: the synthetic images (chessboard, color, horse,
@@ -173,7 +177,7 @@ def robustness() -> None:
             rows = [f"{h},{hash_type},{n}" for h, n in zip(listed[hash_type], names, strict=True)]
             (lists / f"photos_{hash_type}.csv").write_text("hash,type,label\n" + "\n".join(rows))
         screener = Screener(load_lists(lists))
-        thresholds = ", ".join(f"{t} <= {d}" for t, d in DEFAULT_MAX_DISTANCE.items())
+        thresholds = ", ".join(f"{t} <= {d}" for t, d in MAX_DISTANCE.items())
         print(f"robustness: {len(items)} distinct photographs from skimage.data")
         print(f"  ({len(PHOTOS)} whole, the rest quadrants); thresholds {thresholds} bits;")
         for hash_type in (PHASH, DHASH):
@@ -233,7 +237,7 @@ def robustness() -> None:
 def _dhash_sweep(seen: list[pl.DataFrame], unlisted: pl.DataFrame, items: int) -> None:
     # Matches at the default threshold include their distance, so lower thresholds are a filter.
     print("  dhash threshold sweep (targeted transforms; entries past the uniformity gate):")
-    for limit in range(DEFAULT_MAX_DISTANCE[DHASH] - 2, DEFAULT_MAX_DISTANCE[DHASH] + 1):
+    for limit in range(MAX_DISTANCE[DHASH] - 2, MAX_DISTANCE[DHASH] + 1):
         recalls, false = [], 0
         for frame in seen:
             kept = frame.filter(pl.col("distance") <= limit)
@@ -287,7 +291,7 @@ def scale(records: int, entries: int, subset: int, seed: int = 7) -> None:
     oriented = _random_hex(rng, records * 8).reshape(records, 8)
     # Plant real matches: one random orientation of each planted record is a listed hash with
     # up to max_distance bits flipped.
-    limit = DEFAULT_MAX_DISTANCE[PHASH]
+    limit = MAX_DISTANCE[PHASH]
     for r in range(planted):
         value = int(listed[rng.integers(entries)])
         for bit in rng.choice(64, rng.integers(0, limit + 1), replace=False):

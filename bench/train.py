@@ -18,7 +18,6 @@ import argparse
 import sys
 import time
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -30,9 +29,10 @@ from faker import Faker
 from opacus import PrivacyEngine
 from torch.utils.data import DataLoader, TensorDataset
 
-from resources.dp_training import DPConfig, TrainResult, build_items, build_model, train
-from resources.records import RECORD_SCHEMA, text_record_id
-from resources.training_run import Plan, RunConfig, evaluate, plan_run, training_texts
+from resources.core.records import RECORD_SCHEMA, text_record_id
+from resources.train.config import TrainConfig
+from resources.train.dp import TrainResult, build_items, build_model, train
+from resources.train.training_run import Plan, evaluate, plan_run, training_texts
 
 
 def synthetic_corpus(n: int, seed: int) -> pl.DataFrame:
@@ -57,18 +57,20 @@ def synthetic_corpus(n: int, seed: int) -> pl.DataFrame:
     )
 
 
-def fit(plan: Plan, config: RunConfig, private: bool) -> tuple[TrainResult, object, float]:
+def fit(plan: Plan, config: TrainConfig, private: bool) -> tuple[TrainResult, object, float]:
     texts, units = training_texts(plan, config.privacy_unit)
     _, task = build_model(config.model, config.model_kwargs)
     items, _ = build_items(texts, units, task, config.max_examples_per_unit)
-    torch.manual_seed(config.dp.seed)  # same initial weights for every run, as execute() does
+    torch.manual_seed(config.seed)  # same initial weights for every run, as execute() does
     model, task = build_model(config.model, config.model_kwargs)
     start = time.perf_counter()
-    result = train(items, model, task, config.dp, private=private)
+    result = train(items, model, task, config, private=private)
     return result, task, time.perf_counter() - start
 
 
-def step_times(plan: Plan, config: RunConfig, repeats: int) -> tuple[list[float], list[float], int]:
+def step_times(
+    plan: Plan, config: TrainConfig, repeats: int
+) -> tuple[list[float], list[float], int]:
     """Seconds per optimizer step, non-DP and DP-SGD alternating on the same fixed batch.
 
     Alternating cancels drift in the load of a shared machine. The DP step is the whole of
@@ -77,13 +79,13 @@ def step_times(plan: Plan, config: RunConfig, repeats: int) -> tuple[list[float]
     texts, units = training_texts(plan, config.privacy_unit)
     _, task = build_model(config.model, config.model_kwargs)
     items, _ = build_items(texts, units, task, config.max_examples_per_unit)
-    batch = items[: config.dp.batch_size]
+    batch = items[: config.batch_size]
     torch.manual_seed(0)
     plain_model, _ = build_model(config.model, config.model_kwargs)
-    plain_opt = torch.optim.Adam(plain_model.parameters(), lr=config.dp.lr)
+    plain_opt = torch.optim.Adam(plain_model.parameters(), lr=config.lr)
     dp_model, _ = build_model(config.model, config.model_kwargs)
-    dp_opt = torch.optim.Adam(dp_model.parameters(), lr=config.dp.lr)
-    loader = DataLoader(TensorDataset(items), batch_size=config.dp.batch_size)
+    dp_opt = torch.optim.Adam(dp_model.parameters(), lr=config.lr)
+    loader = DataLoader(TensorDataset(items), batch_size=config.batch_size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dp_model, dp_opt, _ = PrivacyEngine().make_private(
@@ -91,7 +93,7 @@ def step_times(plan: Plan, config: RunConfig, repeats: int) -> tuple[list[float]
             optimizer=dp_opt,
             data_loader=loader,
             noise_multiplier=1.0,
-            max_grad_norm=config.dp.max_grad_norm,
+            max_grad_norm=config.max_grad_norm,
         )
     plain, private = [], []
     with warnings.catch_warnings():
@@ -107,7 +109,7 @@ def step_times(plan: Plan, config: RunConfig, repeats: int) -> tuple[list[float]
     return plain, private, int((batch != task.pad_value).any(-1).sum())
 
 
-def audit(result: TrainResult, task, plan: Plan, config: RunConfig) -> dict[str, float]:
+def audit(result: TrainResult, task, plan: Plan, config: TrainConfig) -> dict[str, float]:
     ev = evaluate("bench", result, task, plan, config)
     return {
         "loss": ev.heldout_loss,
@@ -133,7 +135,7 @@ def main() -> None:
     began = time.perf_counter()
 
     corpus = synthetic_corpus(args.records, seed=0)
-    base = RunConfig(dp=DPConfig(epochs=args.epochs), canary_digits=3)
+    base = TrainConfig(epochs=args.epochs, canary_digits=3)
     plan = plan_run(corpus, base)
     print(
         f"corpus: {corpus.height} synthetic records; {plan.members.height} members, "
@@ -144,9 +146,7 @@ def main() -> None:
     print("\n1. step time, default model, one fixed batch, DP and non-DP steps alternating")
     plain_t, dp_t, examples = step_times(plan, base, args.step_repeats)
     p50, d50 = float(np.median(plain_t)), float(np.median(dp_t))
-    print(
-        f"   batch: {base.dp.batch_size} units, {examples} examples; {args.step_repeats} steps each"
-    )
+    print(f"   batch: {base.batch_size} units, {examples} examples; {args.step_repeats} steps each")
     print(f"   {'':28}{'non-DP':>12}{'DP-SGD':>12}{'ratio':>10}")
     print(f"   {'median seconds per step':28}{p50:12.4f}{d50:12.4f}{d50 / p50:10.2f}x")
     p90, d90 = float(np.percentile(plain_t, 90)), float(np.percentile(dp_t, 90))
@@ -155,7 +155,7 @@ def main() -> None:
     plain, plain_task, _ = fit(plan, base, private=False)
     rows = {}
     for eps in args.budgets:
-        cfg = replace(base, dp=replace(base.dp, target_epsilon=eps))
+        cfg = base.model_copy(update={"target_epsilon": eps})
         rows[eps] = fit(plan, cfg, private=True)
     dp8, _, dp8_wall = rows[max(args.budgets)]
     print(
@@ -183,10 +183,12 @@ def main() -> None:
     print("\n3. membership inference (loss threshold) and canary exposure")
     small = plan.members.head(args.overfit_members)
     overfit_plan = Plan(small, plan.heldout, plan.digest, plan.canaries)
-    overfit_cfg = replace(
-        base,
-        model_kwargs={"context": 12, "embed_dim": 16, "hidden": 256},
-        dp=replace(base.dp, epochs=args.overfit_epochs, batch_size=32),
+    overfit_cfg = base.model_copy(
+        update={
+            "model_kwargs": {"context": 12, "embed_dim": 16, "hidden": 256},
+            "epochs": args.overfit_epochs,
+            "batch_size": 32,
+        }
     )
     overfit, overfit_task, overfit_wall = fit(overfit_plan, overfit_cfg, private=False)
     overfit_audit = audit(overfit, overfit_task, overfit_plan, overfit_cfg)

@@ -9,35 +9,13 @@ from pathlib import Path
 
 import click
 import polars as pl
-from rich.console import Console
-from rich.table import Table
 
+from pipelines.output import console, emit, print_frame
 from pipelines.params import ParamsError, load_params
-from resources import audit
-from resources.ledger import Ledger
+from resources.core import audit
+from resources.core.ledger import Ledger
 
-# Piped output (CI logs, README examples) is not wrapped at 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 160)
 EXIT_ERROR = 1
-
-
-def _emit(data: object, as_json: bool, table: pl.DataFrame | None = None, title: str = "") -> None:
-    """One JSON document on stdout with --json; else a table (or the pretty JSON)."""
-    if as_json:
-        click.echo(json.dumps(data, indent=2, default=str))
-    elif table is not None:
-        print_frame(table, title)
-    else:
-        console.print_json(json.dumps(data, default=str))
-
-
-def print_frame(frame: pl.DataFrame, title: str = "") -> None:
-    table = Table(title=title or None, show_lines=False)
-    for column in frame.columns:
-        table.add_column(column, overflow="fold")
-    for row in frame.iter_rows():
-        table.add_row(*["" if v is None else str(v) for v in row])
-    console.print(table)
 
 
 def _ledger(params_file: str) -> Ledger:
@@ -105,7 +83,7 @@ def stats(params_file: str, as_json: bool) -> None:
     """Row counts, chain length, latest counts per stage, drops by reason."""
     data = audit.stats(_ledger(params_file))
     if as_json:
-        _emit(data, True)
+        emit(data, True)
         return
     console.print(
         f"ledger {data['ledger']}: {data['chain_entries']} chain entries, {data['runs']} runs"
@@ -127,7 +105,7 @@ def sources(params_file: str, as_json: bool) -> None:
     """Every source: license, consent, origin, content hash and counts."""
     frame = audit.sources(_ledger(params_file))
     short = frame.drop("uri", "owner").with_columns(pl.col("content_sha256").str.head(12))
-    _emit(frame.to_dicts(), as_json, short, "sources (assay ledger sources --json for all)")
+    emit(frame.to_dicts(), as_json, short, "sources (assay ledger sources --json for all)")
 
 
 @ledger.command()
@@ -140,7 +118,7 @@ def why(key: str, params_file: str, as_json: bool) -> None:
     if not found:
         raise click.ClickException(f"no record or source_key {key!r} in the ledger")
     if as_json:
-        _emit(found, True)
+        emit(found, True)
         return
     for occ in found:
         src = occ["source"] or {}
@@ -160,7 +138,7 @@ def why(key: str, params_file: str, as_json: bool) -> None:
 def sql(query: str, params_file: str, as_json: bool) -> None:
     """Run read-only SQL against the ledger."""
     frame = _ledger(params_file).query(query)
-    _emit(frame.to_dicts(), as_json, frame)
+    emit(frame.to_dicts(), as_json, frame)
 
 
 @ledger.command()
@@ -176,7 +154,7 @@ def verify(params_file: str, as_json: bool) -> None:
         "problem": result.problem,
     }
     if as_json:
-        _emit(data, True)
+        emit(data, True)
     elif result.ok:
         console.print(f"ledger OK: {result.entries} entries, hash chain intact")
     else:
@@ -191,7 +169,7 @@ def verify(params_file: str, as_json: bool) -> None:
 def export(out_dir: str, params_file: str, as_json: bool) -> None:
     """Write every ledger table to Parquet."""
     paths = [str(p) for p in _ledger(params_file).export(out_dir)]
-    _emit({"exported": paths}, as_json) if as_json else click.echo("\n".join(paths))
+    emit({"exported": paths}, as_json) if as_json else click.echo("\n".join(paths))
 
 
 @ledger.command()
@@ -200,13 +178,13 @@ def export(out_dir: str, params_file: str, as_json: bool) -> None:
 @json_option
 def incidents(export_dir: str | None, params_file: str, as_json: bool) -> None:
     """Known-harmful matches, new and retroactive: hashes, list, time, counts; no content."""
-    from resources.incidents import export_incidents, incident_report
+    from resources.screen.incidents import export_incidents, incident_report
 
     found = _ledger(params_file)
     exported = [str(p) for p in export_incidents(found, export_dir)] if export_dir else []
     report = {**incident_report(found), "exported": exported}
     if as_json:
-        _emit(report, True)
+        emit(report, True)
         return
     rows = pl.DataFrame(report["incidents"], infer_schema_length=None)
     if rows.height:
@@ -224,12 +202,12 @@ def incidents(export_dir: str | None, params_file: str, as_json: bool) -> None:
 @json_option
 def reasons(as_json: bool) -> None:
     """The reason codes a drop can carry, and what each means."""
-    from resources.reasons import Reason, describe
+    from resources.core.reasons import Reason, describe
 
     frame = pl.DataFrame(
         {"reason": [str(r) for r in Reason], "meaning": [describe(r) for r in Reason]}
     )
-    _emit(frame.to_dicts(), as_json, frame, "reason codes")
+    emit(frame.to_dicts(), as_json, frame, "reason codes")
 
 
 def main() -> None:

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.dedup import dedup
+from assets.dedup import build_dedup_asset
 from assets.ingest import build_ingest_asset
-from assets.screen import screen
-from assets.scrub import scrub
+from assets.screen import build_screen_asset
+from assets.scrub import build_scrub_asset
 from assets.train import build_train_asset
 from pipelines import jobs
 from pipelines.params import load_params
@@ -19,11 +19,17 @@ from sensors.source_change import build_source_sensor
 def build_defs(params_path: str | Path) -> dg.Definitions:
     params_path = str(Path(params_path).resolve())
     params = load_params(params_path)
-    ingest = build_ingest_asset(params.source_ids)
+    ingest = build_ingest_asset(params)
     ingest_job = jobs.ingest_job(ingest.partitions_def)
     rescreen = jobs.rescreen_job()
     return dg.Definitions(
-        assets=[ingest, dedup, scrub, screen, build_train_asset(params.train.upstream)],
+        assets=[
+            ingest,
+            build_dedup_asset(params),
+            build_scrub_asset(params),
+            build_screen_asset(params),
+            build_train_asset(params),
+        ],
         jobs=[ingest_job, jobs.curate_job(), rescreen],
         schedules=[
             jobs.nightly_full_run(ingest_job, params.source_ids),

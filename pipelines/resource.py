@@ -5,7 +5,7 @@ import os
 import dagster as dg
 
 from pipelines.params import Params, load_params
-from resources.ledger import Ledger
+from resources.core.ledger import Ledger
 
 CODE_VERSION = "0.1.0"
 

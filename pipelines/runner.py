@@ -15,9 +15,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pipelines.jobs import INGEST
+from pipelines.output import print_frame
 from pipelines.params import load_params
-from resources import audit
-from resources.ledger import Ledger
+from resources.core import audit
+from resources.core.ledger import Ledger
 
 # Dagster's per-event DEBUG lines would bury the summary; the UI keeps the full event log.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -145,8 +146,6 @@ def summary_frame(ledger: Ledger) -> pl.DataFrame:
 
 
 def print_summary(ledger: Ledger, console: Console) -> None:
-    from pipelines.cli import print_frame
-
     frame = summary_frame(ledger)
     if frame.is_empty():
         console.print("nothing in the ledger yet")

@@ -19,7 +19,7 @@ import imagehash
 import polars as pl
 from PIL import Image, ImageDraw
 
-from resources.normalize import normalized_sha256
+from resources.core.normalize import normalized_sha256
 
 FIRST = [
     "Alice",

@@ -7,7 +7,6 @@ matches the hashes of every record it ever screened, so records earlier outputs 
 covered, and a new match among them becomes a retroactive incident.
 """
 
-import hashlib
 import json
 
 import dagster as dg
@@ -17,19 +16,12 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 )
 
 from pipelines.params import Params, load_params
-from resources.hashlists import directory_fingerprint, list_files
-from resources.ledger import Ledger
-from resources.storage import file_sha256
+from resources.core.ledger import Ledger
+from resources.core.storage import file_sha256, json_sha256
+from resources.screen.hashlists import directory_fingerprint, list_files
+from sensors.diff import changes
 
 Fingerprint = dict[str, str]
-
-
-def changes(old: Fingerprint, new: Fingerprint) -> dict[str, list[str]]:
-    return {
-        "new": sorted(set(new) - set(old)),
-        "removed": sorted(set(old) - set(new)),
-        "changed": sorted(n for n in set(new) & set(old) if new[n] != old[n]),
-    }
 
 
 def lists_differ_from_last_screen(params: Params) -> bool | None:
@@ -61,7 +53,7 @@ def build_hashlist_sensor(job: AssetJob, params_path: str) -> dg.SensorDefinitio
         """Re-screens everything when a hash list is added, changed or removed."""
         params = load_params(params_path)
         current = directory_fingerprint(params.resolve(params.screen.hashlists_dir))
-        digest = hashlib.sha256(json.dumps(current, sort_keys=True).encode()).hexdigest()
+        digest = json_sha256(current)
         if context.cursor:
             diff = changes(json.loads(context.cursor), current)
             changed = any(diff.values())

@@ -15,9 +15,10 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 )
 
 from pipelines.params import Params, load_params
-from resources.ingest import content_digest, list_files
-from resources.ledger import Ledger
-from resources.storage import file_sha256
+from resources.core.ledger import Ledger
+from resources.core.storage import file_sha256
+from resources.ingest.files import content_digest, list_files
+from sensors.diff import changes as diff_files
 
 FileState = dict[str, list]  # name -> [size, mtime_ns, sha256]
 
@@ -45,11 +46,8 @@ def state_digest(state: FileState) -> str:
 
 
 def changes(old: FileState, new: FileState) -> dict[str, list[str]]:
-    return {
-        "new": sorted(set(new) - set(old)),
-        "removed": sorted(set(old) - set(new)),
-        "changed": sorted(n for n in set(new) & set(old) if new[n][2] != old[n][2]),
-    }
+    """Files new, removed, or whose sha256 changed."""
+    return diff_files(old, new, content=lambda entry: entry[2])
 
 
 def last_ingested_hashes(params: Params) -> dict[str, str]:

@@ -42,10 +42,10 @@ def copy_project(dest: Path) -> Path:
 
 def ingest_all(params: Params, run_id: str = "test-run") -> None:
     """Ingest every source without Dagster, as the ingest asset would."""
-    from resources.ingest import ingest_source
-    from resources.ledger import Ledger
-    from resources.readers import ReadSpec
-    from resources.storage import stage_path
+    from resources.core.ledger import Ledger
+    from resources.core.storage import stage_path
+    from resources.ingest.readers import ReadSpec
+    from resources.ingest.stage import ingest_source
 
     ledger = Ledger(params.ledger_path)
     for source in params.sources:

@@ -1,7 +1,7 @@
 """The README documents every reason code and every ledger table the code defines."""
 
-from resources.ledger_tables import TABLES
-from resources.reasons import Reason, describe
+from resources.core.ledger_tables import TABLES
+from resources.core.reasons import Reason, describe
 from tests.conftest import REPO
 
 README = (REPO / "README.md").read_text(encoding="utf-8")

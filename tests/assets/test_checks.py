@@ -3,8 +3,8 @@ import polars as pl
 
 from assets.checks import conservation
 from pipelines.params import load_params
-from resources.ledger import Ledger
-from resources.storage import stage_path
+from resources.core.ledger import Ledger
+from resources.core.storage import stage_path
 from tests.conftest import ingest_all
 
 

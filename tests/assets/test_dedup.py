@@ -9,12 +9,12 @@ import yaml
 from PIL import Image
 from skimage import data
 
-from assets.dedup import dedup
+from assets.dedup import build_dedup_asset
 from pipelines.params import load_params
 from pipelines.resource import AssayResource
-from resources.ledger import Ledger
-from resources.records import IMAGE, RECORD_SCHEMA, TEXT, record_id, text_record_id
-from resources.storage import artifact, read_stage, stage_path, write_stage
+from resources.core.ledger import Ledger
+from resources.core.records import IMAGE, RECORD_SCHEMA, TEXT, record_id, text_record_id
+from resources.core.storage import artifact, read_stage, stage_path, write_stage
 
 VOCAB = [f"word{i}" for i in range(4000)]
 
@@ -75,7 +75,7 @@ def ingested(root: Path, source_id: str, rows: list[tuple[str, str]]) -> None:
 
 def materialize(params_path: Path) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [dedup],
+        [build_dedup_asset(load_params(params_path))],
         resources={"assay": AssayResource(params_path=str(params_path))},
         instance=dg.DagsterInstance.ephemeral(),
     )

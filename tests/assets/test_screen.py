@@ -9,20 +9,20 @@ import skimage.data
 from click.testing import CliRunner
 from PIL import Image
 
-from assets.dedup import dedup
+from assets.dedup import build_dedup_asset
 from assets.ingest import build_ingest_asset
-from assets.screen import no_listed_content, screen
-from assets.scrub import scrub
+from assets.screen import build_screen_asset, no_listed_content
+from assets.scrub import build_scrub_asset
 from pipelines.cli import cli
 from pipelines.params import load_params
 from pipelines.resource import AssayResource
-from resources.ingest import ingest_source
-from resources.ledger import Ledger
-from resources.normalize import normalized_sha256
-from resources.perceptual import phash
-from resources.readers import ReadSpec
-from resources.scrub import scrub_stage
-from resources.storage import read_stage, stage_path
+from resources.core.ledger import Ledger
+from resources.core.normalize import normalized_sha256
+from resources.core.perceptual import phash
+from resources.core.storage import read_stage, stage_path
+from resources.ingest.readers import ReadSpec
+from resources.ingest.stage import ingest_source
+from resources.scrub.stage import scrub_stage
 from sensors.hashlist_change import build_hashlist_sensor
 
 DATA = Path(skimage.data.__file__).parent
@@ -82,9 +82,12 @@ def _ingest(params_path: Path, instance: dg.DagsterInstance) -> dg.AssetsDefinit
         out = stage_path(params.data_dir, "ingest", source.id)
         root = params.resolve(source.path)
         ingest_source(source, root, params.policy, spec, out, ledger, f"ingest-{uuid.uuid4()}")
-    ingest = build_ingest_asset(params.source_ids)
+    ingest = build_ingest_asset(params)
     deduped = dg.materialize(
-        [ingest, dedup], selection=[dedup], instance=instance, resources=_res(params_path)
+        [ingest, build_dedup_asset(params)],
+        selection=[dg.AssetKey("dedup")],
+        instance=instance,
+        resources=_res(params_path),
     )
     assert deduped.success
     scrub_stage(params.data_dir, params.source_ids, params.pii, ledger, f"scrub-{uuid.uuid4()}")
@@ -96,9 +99,16 @@ def _res(params_path: Path) -> dict:
 
 
 def _screen(params_path: Path, ingest, instance):
+    params = load_params(params_path)
     return dg.materialize(
-        [ingest, dedup, scrub, screen],
-        selection=[screen],
+        [
+            ingest,
+            *(
+                build(params)
+                for build in (build_dedup_asset, build_scrub_asset, build_screen_asset)
+            ),
+        ],
+        selection=[dg.AssetKey("screen")],
         instance=instance,
         resources=_res(params_path),
     )
@@ -190,7 +200,7 @@ def test_quarantine_and_ledger_hold_none_of_the_items_bytes(project, instance, t
 
 
 def normalized_text_bytes(text: str) -> bytes:
-    from resources.normalize import normalize_text
+    from resources.core.normalize import normalize_text
 
     return normalize_text(text).encode()
 
@@ -209,7 +219,7 @@ def test_sensor_rescreens_and_raises_a_retroactive_incident(project, instance):
     model = {"path": "data/train/model.pt", "sha256": "ab" * 32, "size_bytes": 1, "stage": "train"}
     ledger.append("artifacts", [model], run_id="train-run")
 
-    job = dg.define_asset_job("rescreen_job", selection=[screen])
+    job = dg.define_asset_job("rescreen_job", selection=[dg.AssetKey("screen")])
     sensor = build_hashlist_sensor(job, str(project))
     tick = sensor(dg.build_sensor_context(instance=instance))
     assert tick.run_requests == []  # the lists are the ones the last screen used
@@ -301,7 +311,7 @@ def test_incidents_command_prints_one_json_document(project, instance):
 
 
 def test_sensor_first_tick_without_any_screen_requests_nothing(project, instance):
-    job = dg.define_asset_job("rescreen_job", selection=[screen])
+    job = dg.define_asset_job("rescreen_job", selection=[dg.AssetKey("screen")])
     tick = build_hashlist_sensor(job, str(project))(dg.build_sensor_context(instance=instance))
     assert tick.run_requests == []
     assert set(json.loads(tick.cursor)) == {"demo.csv", "images.csv"}

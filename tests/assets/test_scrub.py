@@ -9,8 +9,9 @@ import yaml
 
 from pipelines.definitions import build_defs
 from pipelines.params import load_params
-from resources.ledger import Ledger
-from resources.pii import PiiConfig, Scrubber
+from resources.core.ledger import Ledger
+from resources.scrub.config import ScrubConfig
+from resources.scrub.detection import Scrubber
 from tests.conftest import copy_project, ingest_all
 
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -101,7 +102,7 @@ def test_no_value_reaches_the_ledger(scrubbed):
     blob = params.ledger_path.read_bytes()
     assert not [v for v in planted if v.encode() in blob]
     # Analyzer level: every string cell of every table scanned by the scrubber finds nothing.
-    detector = Scrubber(PiiConfig()).detector
+    detector = Scrubber(ScrubConfig()).detector
     ledger = Ledger(params.ledger_path)
     tables = ledger.query("SELECT table_name FROM information_schema.tables")["table_name"]
     assert {"pii_counts", "pii_record_counts", "drops"} <= set(tables)

@@ -7,12 +7,13 @@ import yaml
 from opacus.accountants import PRVAccountant
 
 from assets.train import build_train_asset
+from pipelines.params import load_params
 from pipelines.resource import AssayResource
-from resources.dp_training import load_model
-from resources.ledger import Ledger
-from resources.records import RECORD_SCHEMA, text_record_id
-from resources.storage import file_sha256, write_stage
-from resources.train_stage import MODEL_FILE
+from resources.core.ledger import Ledger
+from resources.core.records import RECORD_SCHEMA, text_record_id
+from resources.core.storage import file_sha256, write_stage
+from resources.train.dp import load_model
+from resources.train.stage import MODEL_FILE
 
 WORDS = ["alpha", "beta", "gamma", "delta", "river", "stone", "cloud", "paper", "seven", "quiet"]
 
@@ -75,7 +76,7 @@ def failure_of(result: dg.ExecuteInProcessResult) -> str:
 
 def materialize(params_path) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [build_train_asset("screen")],
+        [build_train_asset(load_params(params_path))],
         resources={"assay": AssayResource(params_path=str(params_path))},
         raise_on_error=False,
     )
@@ -164,10 +165,14 @@ def test_train_records_what_it_spent_and_refuses_to_overspend(train_project):
 
 def test_train_wiring_refuses_a_mismatched_upstream(train_project):
     project = train_project
+    asset = build_train_asset(load_params(project))
+    raw = yaml.safe_load(project.read_text())
+    raw["train"]["upstream"] = "ingest"
+    project.write_text(yaml.safe_dump(raw))
     result = dg.materialize(
-        [build_train_asset("ingest")],
+        [asset],
         resources={"assay": AssayResource(params_path=str(project))},
         raise_on_error=False,
     )
     assert not result.success
-    assert "train.upstream is 'screen', wired to 'ingest'" in failure_of(result)
+    assert "train.upstream is 'ingest', wired to 'screen'" in failure_of(result)

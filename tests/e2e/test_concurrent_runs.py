@@ -5,7 +5,7 @@ import dagster as dg
 import pytest
 
 from pipelines.params import load_params
-from resources.ledger import Ledger
+from resources.core.ledger import Ledger
 
 RUN_ONE_PARTITION = """
 import sys, dagster as dg

@@ -13,7 +13,7 @@ import yaml
 
 from pipelines.definitions import build_defs
 from pipelines.params import Params
-from resources.ledger import Ledger
+from resources.core.ledger import Ledger
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

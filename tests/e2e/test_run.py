@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from resources.ledger import Ledger
+from resources.core.ledger import Ledger
 
 ASSAY = str(Path(sys.executable).with_name("assay"))
 

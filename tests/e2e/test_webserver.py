@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.runner import DAGSTER_YAML
-from resources.ledger import Ledger
+from resources.core.ledger import Ledger
 
 REPO = Path(__file__).resolve().parents[2]
 WEBSERVER = Path(sys.executable).with_name("dagster-webserver")

@@ -2,7 +2,6 @@ import json
 
 import dagster as dg
 
-from assets.screen import screen
 from sensors.hashlist_change import build_hashlist_sensor, changes
 
 
@@ -15,7 +14,9 @@ def test_changes_names_new_removed_and_changed_lists():
 
 def test_a_sidecar_edit_or_a_removed_list_requests_a_rescreen(project):
     lists = project.parent / "data" / "hashlists"
-    sensor = build_hashlist_sensor(dg.define_asset_job("j", selection=[screen]), str(project))
+    sensor = build_hashlist_sensor(
+        dg.define_asset_job("j", selection=[dg.AssetKey("screen")]), str(project)
+    )
     cursor = sensor(dg.build_sensor_context()).cursor
     assert json.loads(cursor).keys() == {"demo.csv"}
 

@@ -11,8 +11,8 @@ import pytest
 
 from pipelines.definitions import build_defs
 from pipelines.params import Params
-from resources.ingest import content_digest, list_files
-from resources.storage import file_sha256
+from resources.core.storage import file_sha256
+from resources.ingest.files import content_digest, list_files
 
 Tick = Callable[[str | None], tuple[list[dg.RunRequest], str]]
 

@@ -1,0 +1,171 @@
+"""The dedup stage without Dagster: plan an incremental run, dedup, write, record in the ledger.
+
+Sources unchanged since the last run (same records, same provenance, same settings) keep
+their accepted records in the signature store (data/dedup/_signatures/); new or changed
+sources are deduplicated against them. A change of any setting that decides duplicates or
+survivors means a full run.
+"""
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from resources.core.corpus import Corpus
+from resources.core.ledger import Ledger
+from resources.core.storage import json_sha256, read_stage, stage_data_version, write_stage
+from resources.dedup.audit import kept_duplicates
+from resources.dedup.config import DedupConfig
+from resources.dedup.engine import DedupResult, deduplicate
+from resources.dedup.minhash import s_curve
+from resources.dedup.signature_store import Manifest, Plan, SignatureStore, plan_run, source_digests
+from resources.dedup.survivors import survivor_rank
+
+STAGE = "dedup"
+UPSTREAM = "ingest"
+CODE_VERSION = "dedup-1"
+
+
+@dataclass
+class DedupOutcome:
+    plan: Plan
+    config: DedupConfig
+    result: DedupResult
+    records_in: int
+    """records of the processed sources"""
+    audited: int
+    """accepted records (with their text) the kept-duplicates audit looked among"""
+    violations: pl.DataFrame
+    """pairs of kept records within the threshold, on a sample (dedup_audit.VIOLATION_SCHEMA)"""
+    data_version: str
+    """digest of every declared source's output file"""
+
+    @property
+    def mode(self) -> str:
+        return "full" if self.plan.full else "incremental"
+
+    @property
+    def removed_per_source(self) -> dict[str, dict[str, int]]:
+        """source_id -> reason -> records dropped in this run."""
+        removed: dict[str, dict[str, int]] = {}
+        drops = self.result.drops.group_by("source_id", "reason").len().sort("source_id")
+        for row in drops.to_dicts():
+            removed.setdefault(row["source_id"], {})[row["reason"]] = row["len"]
+        return removed
+
+    @property
+    def recall_at_threshold(self) -> float:
+        """LSH probability of catching a pair exactly at the threshold, for the bands used."""
+        return float(s_curve(self.config.threshold, self.result.bands, self.result.rows))
+
+
+def source_table(corpus: Corpus) -> pl.DataFrame:
+    """Each source's provenance facts that decide survivors."""
+    sources = corpus.sources
+    return pl.DataFrame(
+        {
+            "source_id": [s.id for s in sources],
+            "license": [s.license for s in sources],
+            "consent": [s.consent for s in sources],
+            "retrieved_at": [s.retrieved_at for s in sources],
+            "priority": [s.priority for s in sources],
+        },
+        schema_overrides={"retrieved_at": pl.Datetime("us", "UTC")},
+    )
+
+
+def settings_digest(config: DedupConfig, corpus: Corpus) -> str:
+    """The settings that decide what is a duplicate and who survives: a change means a
+    full run. (A source's own provenance is part of that source's digest instead.)"""
+    return json_sha256(
+        {
+            "dedup": config.model_dump(mode="json", exclude=set(DedupConfig.RUN_ONLY)),
+            "policy": corpus.policy.model_dump(mode="json"),
+            "code_version": CODE_VERSION,
+        }
+    )
+
+
+def current_digests(corpus: Corpus, records: pl.DataFrame) -> dict[str, str]:
+    """Per declared source: a digest of its records and its provenance facts."""
+    by_records = source_digests(records)
+    facts = {row["source_id"]: row for row in source_table(corpus).to_dicts()}
+    return {s: json_sha256([by_records.get(s), facts[s]]) for s in corpus.source_ids}
+
+
+def run(config: DedupConfig, ledger: Ledger, run_id: str, corpus: Corpus) -> DedupOutcome:
+    """Dedup the new or changed sources against the accepted set; write data/dedup/<source>
+    .parquet for each, drop the files of sources no longer declared, ledger it all, save the
+    store, and audit a sample of what is kept."""
+    data_dir = corpus.data_dir
+    records = read_stage(data_dir, UPSTREAM, corpus.source_ids)
+    store = SignatureStore(data_dir / STAGE / "_signatures")
+    stored, manifest = store.load()
+    settings = settings_digest(config, corpus)
+    current = current_digests(corpus, records)
+    plan = plan_run(current, manifest, settings, config.incremental)
+
+    texts = records.select("source_id", "source_key", "text")
+    accepted = stored.filter(pl.col("source_id").is_in(plan.carried)).join(
+        texts, on=["source_id", "source_key"], how="inner"
+    )
+    new = records.filter(pl.col("source_id").is_in(plan.process))
+    rank = survivor_rank(
+        new,
+        source_table(corpus),
+        corpus.policy.allowed_licenses,
+        corpus.policy.allowed_consent,
+        config.survivor_order,
+    )
+    result = deduplicate(new, rank, accepted, config)
+
+    artifacts = [
+        write_stage(result.kept.filter(pl.col("source_id") == s), data_dir, STAGE, s)
+        for s in plan.process
+    ]
+    for source_id in plan.removed:
+        corpus.output(STAGE, source_id).unlink(missing_ok=True)
+    ledger.record_stage(STAGE, run_id, new, result.kept, result.drops)
+    # A processed source with no records still gets its (zero) count, so the conservation
+    # check can tell "nothing came in" from "never counted".
+    present = set(new["source_id"].unique().to_list())
+    zero_counts = [
+        {"stage": STAGE, "source_id": s, "records_in": 0, "records_out": 0, "dropped": 0}
+        for s in plan.process
+        if s not in present
+    ]
+    ledger.append_many(
+        [
+            ("stage_counts", zero_counts),
+            ("artifacts", [a.row() for a in artifacts]),
+            ("dedup_runs", [_run_row(plan, config, result, settings)]),
+        ],
+        run_id,
+    )
+    store.save(result.accepted, Manifest(settings, current))
+
+    kept_with_text = result.accepted.join(texts, on=["source_id", "source_key"], how="left")
+    return DedupOutcome(
+        plan=plan,
+        config=config,
+        result=result,
+        records_in=new.height,
+        audited=kept_with_text.height,
+        violations=kept_duplicates(kept_with_text, config, config.check_sample),
+        data_version=stage_data_version(data_dir, STAGE, corpus.source_ids),
+    )
+
+
+def _run_row(plan: Plan, config: DedupConfig, result: DedupResult, settings: str) -> dict:
+    return {
+        "mode": "full" if plan.full else "incremental",
+        "processed": ",".join(plan.process),
+        "carried": ",".join(plan.carried),
+        "threshold": config.threshold,
+        "num_perm": config.num_perm,
+        "bands": result.bands,
+        "rows_per_band": result.rows,
+        "candidate_pairs": result.candidate_pairs,
+        "verified_pairs": result.verified_pairs,
+        "clusters": result.clusters,
+        "settings_digest": settings,
+    }

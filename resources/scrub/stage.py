@@ -1,0 +1,192 @@
+"""The scrub stage without Dagster: read upstream records, scrub them, write, record in ledger.
+
+Text records get their PII replaced by the configured operators; a record with more entities
+than pii.max_entities_per_doc is dropped (pii_over_limit). Image records pass through. The
+ledger gets counts per source and entity type and per record, never a value.
+
+record_id stays the id the record was ingested under, so the ledger's lineage of a record
+holds across stages; the scrubbed content is covered by the artifact's sha256.
+"""
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from resources.core.corpus import Corpus
+from resources.core.ledger import Ledger, evidence
+from resources.core.reasons import Reason
+from resources.core.records import DROP_SCHEMA, RECORD_SCHEMA, TEXT
+from resources.core.storage import data_version, read_stage, stage_path, write_stage
+from resources.scrub.config import ScrubConfig
+
+STAGE = "scrub"
+UPSTREAM = "dedup"
+
+
+@dataclass
+class ScrubOutcome:
+    records_in: int = 0
+    kept: int = 0
+    dropped: int = 0
+    entities: dict[str, int] = field(default_factory=dict)
+    text_docs: int = 0
+    text_bytes: int = 0
+    seconds: float = 0.0
+    artifacts: dict[str, str] = field(default_factory=dict)
+    """source_id -> sha256 of data/scrub/<source_id>.parquet."""
+    counted: list[str] = field(default_factory=list)
+    """Sources with at least one record in, hence a stage_counts row in the ledger."""
+    residual: "Residual | None" = None
+    """What the sensitive re-scan still finds in the output."""
+
+    @property
+    def data_version(self) -> str:
+        return data_version(self.artifacts)
+
+
+def upstream_sources(data_dir: str | Path, source_ids: list[str]) -> list[str]:
+    """The declared sources the upstream stage wrote a file for."""
+    return [s for s in source_ids if stage_path(data_dir, UPSTREAM, s).exists()]
+
+
+def scrub_stage(
+    data_dir: str | Path, source_ids: list[str], config: ScrubConfig, ledger: Ledger, run_id: str
+) -> ScrubOutcome:
+    """Scrub every source's upstream records; write data/scrub/<source>.parquet; ledger it."""
+    from resources.scrub.detection import scrub_texts  # Presidio loads in ~3 s: only when scrubbing
+
+    sources = upstream_sources(data_dir, source_ids)
+    records = read_stage(data_dir, UPSTREAM, sources)
+    is_text = (pl.col("kind") == TEXT) & pl.col("text").is_not_null()
+    texts = records.filter(is_text)
+    started = time.perf_counter()
+    results = scrub_texts(texts["text"].to_list(), config)
+    seconds = time.perf_counter() - started
+
+    scrubbed = texts.with_columns(
+        pl.Series("text", [r.text for r in results], dtype=pl.String),
+        pl.Series("_over", [r.over_limit for r in results], dtype=pl.Boolean),
+        pl.Series("_n", [r.n_entities for r in results], dtype=pl.Int64),
+        pl.Series("_counts", [json.dumps(r.counts, sort_keys=True) for r in results]),
+    )
+    kept = pl.concat(
+        [records.filter(~is_text), scrubbed.filter(~pl.col("_over")).select(list(RECORD_SCHEMA))]
+    )
+    over = scrubbed.filter(pl.col("_over"))
+    drops = over.select(
+        "record_id",
+        "source_id",
+        "source_key",
+        pl.lit(Reason.PII_OVER_LIMIT.value).alias("reason"),
+        pl.struct("_n", "_counts")
+        .map_elements(
+            lambda s: evidence(
+                entities=s["_n"], limit=config.max_entities_per_doc, counts=json.loads(s["_counts"])
+            ),
+            return_dtype=pl.String,
+        )
+        .alias("evidence"),
+    )
+    if drops.is_empty():
+        drops = pl.DataFrame(schema=DROP_SCHEMA)
+
+    outcome = ScrubOutcome(
+        records_in=records.height,
+        kept=kept.height,
+        dropped=drops.height,
+        text_docs=texts.height,
+        text_bytes=sum(len(t.encode("utf-8")) for t in texts["text"]),
+        seconds=seconds,
+        counted=sorted(set(records["source_id"])),
+    )
+    artifacts = []
+    for source_id in sources:
+        art = write_stage(kept.filter(pl.col("source_id") == source_id), data_dir, STAGE, source_id)
+        outcome.artifacts[source_id] = art.sha256
+        artifacts.append(art.row())
+
+    per_record = scrubbed.filter(pl.col("_n") > 0).select(
+        "record_id",
+        "source_id",
+        "source_key",
+        pl.col("_n").alias("entities"),
+        pl.col("_counts").alias("counts"),
+        pl.col("_over").alias("dropped"),
+    )
+    per_type = _counts_by_type(texts["source_id"].to_list(), [r.counts for r in results])
+    outcome.entities = dict(sum((Counter(r.counts) for r in results), Counter()))
+
+    ledger.record_stage(STAGE, run_id, records, kept, drops)
+    ledger.append_many(
+        [("pii_counts", per_type), ("pii_record_counts", per_record), ("artifacts", artifacts)],
+        run_id,
+    )
+    return outcome
+
+
+def _counts_by_type(source_ids: list[str], counts: list[dict[str, int]]) -> list[dict]:
+    entities: Counter = Counter()
+    holding: Counter = Counter()
+    for source_id, c in zip(source_ids, counts, strict=True):
+        for entity_type, n in c.items():
+            entities[(source_id, entity_type)] += n
+            holding[(source_id, entity_type)] += 1
+    return [
+        {"source_id": s, "entity_type": t, "entities": n, "records": holding[(s, t)]}
+        for (s, t), n in sorted(entities.items())
+    ]
+
+
+@dataclass
+class Residual:
+    docs: int
+    found: dict[str, int]
+    rows: list[dict]
+
+    @property
+    def per_10k(self) -> float:
+        return 10_000 * sum(self.found.values()) / self.docs if self.docs else 0.0
+
+
+def rescan(data_dir: str | Path, source_ids: list[str], config: ScrubConfig) -> Residual:
+    """What the sensitive configuration still finds in data/scrub/, per source and type."""
+    from resources.scrub.detection import residual
+
+    rows: list[dict] = []
+    total: Counter = Counter()
+    docs = 0
+    for source_id in source_ids:
+        path = stage_path(data_dir, STAGE, source_id)
+        if not path.exists():
+            continue
+        texts = pl.read_parquet(path, columns=["kind", "text"]).filter(
+            (pl.col("kind") == TEXT) & pl.col("text").is_not_null()
+        )["text"]
+        found = residual(texts, config)
+        docs += texts.len()
+        total.update(found)
+        for entity_type, n in sorted(found.items()):
+            per_10k = 10_000 * n / texts.len() if texts.len() else 0.0
+            rows.append(
+                {
+                    "source_id": source_id,
+                    "entity_type": entity_type,
+                    "residual": n,
+                    "docs": texts.len(),
+                    "per_10k": per_10k,
+                }
+            )
+    return Residual(docs, dict(total), rows)
+
+
+def run(config: ScrubConfig, ledger: Ledger, run_id: str, corpus: Corpus) -> ScrubOutcome:
+    """Scrub every source, then re-scan the output sensitively and record what is left."""
+    outcome = scrub_stage(corpus.data_dir, corpus.source_ids, config, ledger, run_id)
+    sources = upstream_sources(corpus.data_dir, corpus.source_ids)
+    outcome.residual = rescan(corpus.data_dir, sources, config)
+    ledger.append_many([("pii_residuals", outcome.residual.rows)], run_id)  # may be empty
+    return outcome

@@ -1,0 +1,282 @@
+"""DP-SGD training with Opacus, its privacy accounting, the privacy budget, and model files.
+
+One dataset item is one privacy unit (a record, or every record sharing a declared field such
+as source_id): Opacus samples items with Poisson sampling and clips each item's gradient, so
+the (epsilon, delta) guarantee holds per unit. The epsilon reported is the Opacus accountant's
+value for the exact history of (noise multiplier, sample rate, steps) that training took, so
+anyone can recompute it from the recorded parameters with ``epsilon_from_history``.
+"""
+
+import importlib
+import random
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import opacus
+import torch
+from opacus import PrivacyEngine
+from opacus.accountants import create_accountant
+from opacus.utils.batch_memory_manager import BatchMemoryManager
+from opacus.validators import ModuleValidator
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from resources.core.storage import atomic_path, file_sha256
+from resources.train.config import DPConfig
+from resources.train.default_model import Task
+
+
+class PrivacyBudgetExceeded(RuntimeError):
+    """A run would spend more epsilon on a dataset than the policy's budget allows."""
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    private: bool
+    epsilon: float | None
+    delta: float | None
+    noise_multiplier: float | None
+    sample_rate: float
+    steps: int
+    max_grad_norm: float | None
+    accountant: str | None
+    history: list[tuple[float, float, int]] = field(default_factory=list)
+    seconds: float = 0.0
+    final_loss: float = float("nan")
+
+    @property
+    def opacus_version(self) -> str:
+        return opacus.__version__
+
+
+def load_factory(spec: str) -> Callable[..., tuple[nn.Module, Task]]:
+    """Resolve "package.module:callable" to the model factory it names."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"model must be 'module:callable', got {spec!r}")
+    factory = getattr(importlib.import_module(module_name), attr)
+    if not callable(factory):
+        raise TypeError(f"{spec} is not callable")
+    return factory
+
+
+def build_model(spec: str, kwargs: dict | None = None) -> tuple[nn.Module, Task]:
+    model, task = load_factory(spec)(**(kwargs or {}))
+    if not isinstance(model, nn.Module) or not isinstance(task, Task):
+        raise TypeError(
+            f"{spec} must return (torch.nn.Module, Task); see resources.train.default_model.Task"
+        )
+    return model, task
+
+
+def select_examples(examples: torch.Tensor, cap: int, key: str) -> torch.Tensor:
+    """At most ``cap`` of a unit's examples, the same ones for the same key on every run.
+
+    Capping bounds one unit's contribution (clipping bounds its gradient, the cap its compute);
+    choosing by a keyed shuffle rather than taking the first ones spreads training over whole
+    documents.
+    """
+    if len(examples) <= cap:
+        return examples
+    picked = sorted(random.Random(key).sample(range(len(examples)), cap))
+    return examples[picked]
+
+
+def build_items(
+    texts: Sequence[str], units: Sequence[str], task: Task, max_examples_per_unit: int
+) -> tuple[torch.Tensor, list[str]]:
+    """Group the records' examples by privacy unit: [n_units, W, *example_shape] and unit keys.
+
+    Slots a unit does not fill hold task.pad_value and contribute nothing to its loss.
+    """
+    grouped: dict[str, list[torch.Tensor]] = {}
+    for text, unit in zip(texts, units, strict=True):
+        grouped.setdefault(unit, []).append(task.encode(text))
+    keys = sorted(grouped)
+    stacks = [select_examples(torch.cat(grouped[k]), max_examples_per_unit, k) for k in keys]
+    width = max(1, max(len(s) for s in stacks))
+    shape = stacks[0].shape[1:]
+    items = torch.full((len(keys), width, *shape), task.pad_value, dtype=stacks[0].dtype)
+    for i, stack in enumerate(stacks):
+        items[i, : len(stack)] = stack
+    return items, keys
+
+
+def epsilon_from_history(
+    history: Sequence[tuple[float, float, int]], delta: float, accountant: str = "prv"
+) -> float:
+    """Epsilon for a history of (noise multiplier, sample rate, steps), recomputed from scratch."""
+    acc = create_accountant(mechanism=accountant)
+    acc.history = [tuple(h) for h in history]
+    return float(acc.get_epsilon(delta=delta))
+
+
+def check_budget(spent: float, planned: float, budget: float) -> None:
+    """Refuse a run whose planned epsilon would take the dataset's total over its budget.
+
+    Epsilons of runs on the same dataset add up (basic sequential composition): a safe upper
+    bound whatever each run did.
+    """
+    if spent + planned > budget + 1e-9:
+        raise PrivacyBudgetExceeded(
+            f"privacy budget exceeded: {spent:.4g} already spent on this training set + "
+            f"{planned:.4g} planned > budget {budget:.4g}; refusing to train"
+        )
+
+
+def _batch_loss(task: Task, model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    # sum / max(B, 1) equals the mean, and stays finite on the empty batches Poisson
+    # sampling can draw (the step must still run so the accountant and the noise see it)
+    per_item = task.loss(model, batch)
+    return per_item.sum() / max(len(per_item), 1)
+
+
+def _physical_batches(
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    config: DPConfig,
+    private: bool,
+) -> Iterator[torch.Tensor]:
+    if not private:
+        for (batch,) in loader:
+            yield batch
+        return
+    with BatchMemoryManager(
+        data_loader=loader,
+        max_physical_batch_size=config.max_physical_batch_size,
+        optimizer=optimizer,
+    ) as physical:
+        for (batch,) in physical:
+            yield batch
+
+
+def train(
+    items: torch.Tensor,
+    model: nn.Module,
+    task: Task,
+    config: DPConfig,
+    private: bool = True,
+) -> TrainResult:
+    """Train on items [N, W, ...], with DP-SGD when ``private`` and plain Adam otherwise."""
+    torch.manual_seed(config.seed)
+    if private:
+        model = ModuleValidator.fix(model)
+        errors = ModuleValidator.validate(model, strict=False)
+        if errors:
+            raise ValueError(f"model is not compatible with Opacus: {errors}")
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    loader = DataLoader(
+        TensorDataset(items),
+        batch_size=max(1, min(config.batch_size, len(items))),
+        shuffle=True,
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+    engine = None
+    if private:
+        with warnings.catch_warnings():
+            # Opacus warns that secure_mode is off; the noise is seeded for reproducibility
+            warnings.simplefilter("ignore", UserWarning)
+            engine = PrivacyEngine(accountant=config.accountant)
+            common = {
+                "module": model,
+                "optimizer": optimizer,
+                "data_loader": loader,
+                "max_grad_norm": config.max_grad_norm,
+                "noise_generator": torch.Generator().manual_seed(config.seed + 1),
+            }
+            if config.noise_multiplier is None:
+                model, optimizer, loader = engine.make_private_with_epsilon(
+                    **common,
+                    target_epsilon=config.target_epsilon,
+                    target_delta=config.target_delta,
+                    epochs=config.epochs,
+                )
+            else:
+                model, optimizer, loader = engine.make_private(
+                    **common, noise_multiplier=config.noise_multiplier
+                )
+    model.train()
+    steps, last = 0, float("nan")
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        # Opacus' hooks fire on inputs that need no gradient (token ids): expected, harmless
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        for _ in range(config.epochs):
+            for batch in _physical_batches(loader, optimizer, config, private):
+                loss = _batch_loss(task, model, batch)
+                loss.backward()
+                optimizer.step()  # under BatchMemoryManager, a real step only per logical batch
+                optimizer.zero_grad()
+                steps += 1
+                last = loss.item()
+    seconds = time.perf_counter() - start
+    model.eval()
+    if engine is None:
+        return TrainResult(
+            model=model,
+            private=False,
+            epsilon=None,
+            delta=None,
+            noise_multiplier=None,
+            sample_rate=loader.batch_size / len(items),
+            steps=steps,
+            max_grad_norm=None,
+            accountant=None,
+            seconds=seconds,
+            final_loss=last,
+        )
+    history = [(float(s), float(r), int(n)) for s, r, n in engine.accountant.history]
+    return TrainResult(
+        model=model._module,
+        private=True,
+        epsilon=float(engine.get_epsilon(config.target_delta)),
+        delta=config.target_delta,
+        noise_multiplier=float(optimizer.noise_multiplier),
+        sample_rate=float(loader.sample_rate),
+        steps=sum(n for _, _, n in history),
+        max_grad_norm=config.max_grad_norm,
+        accountant=config.accountant,
+        history=history,
+        seconds=seconds,
+        final_loss=last,
+    )
+
+
+def save_model(
+    model: nn.Module,
+    path: Path,
+    spec: str,
+    kwargs: dict | None = None,
+    opacus_fixed: bool = True,
+) -> str:
+    """Write the weights and how to rebuild the model; returns the file's sha256.
+
+    ``opacus_fixed`` says the weights belong to ModuleValidator.fix(model), as after DP training.
+    """
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    saved = {
+        "model": spec,
+        "model_kwargs": dict(kwargs or {}),
+        "opacus_fixed": opacus_fixed,
+        "state_dict": state,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(saved, tmp)
+    return file_sha256(path)
+
+
+def load_model(path: Path, expected_sha256: str | None = None) -> tuple[nn.Module, Task]:
+    """Rebuild a saved model, refusing a file whose sha256 is not the expected one."""
+    if expected_sha256 is not None and file_sha256(path) != expected_sha256:
+        raise ValueError(f"{path}: sha256 does not match the recorded {expected_sha256}")
+    saved = torch.load(path, weights_only=True)
+    model, task = build_model(saved["model"], saved["model_kwargs"])
+    if saved["opacus_fixed"]:
+        model = ModuleValidator.fix(model)
+    model.load_state_dict(saved["state_dict"])
+    model.eval()
+    return model, task

@@ -1,0 +1,154 @@
+"""Privacy audit of a trained model: membership inference and canary exposure.
+
+- Loss-threshold membership inference (Yeom et al., 2018): the attacker guesses "member" when
+  a record's loss is below a threshold. Over all thresholds this gives an ROC curve of
+  members (training records) against non-members (held-out records from the same corpus);
+  we report its AUC and the TPR at 1% FPR (Carlini et al., 2022, "Membership Inference
+  Attacks From First Principles", argue the low-FPR regime is what matters).
+- Canary exposure (Carlini et al., 2019, "The Secret Sharer"): random secrets drawn from a
+  space R (a template with d random digits) are inserted k times into the training data; the
+  exposure of a secret is log2|R| - log2(rank), its rank among all |R| candidates ordered by
+  the model's loss. Exposure near 0 means the model prefers the secret no more than chance;
+  log2|R| means it ranks the secret first.
+"""
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from resources.train.default_model import Task
+from resources.train.dp import select_examples
+
+CANARY_TEMPLATE = "my secret number is {} and nobody knows it"
+
+
+@dataclass(frozen=True)
+class Canary:
+    secret: str
+    digits: int
+    insertions: int
+
+    @property
+    def text(self) -> str:
+        return CANARY_TEMPLATE.format(self.secret)
+
+
+@dataclass(frozen=True)
+class MembershipResult:
+    auc: float
+    tpr_at_1pct_fpr: float
+    members: int
+    nonmembers: int
+
+
+@torch.no_grad()
+def record_losses(
+    model: nn.Module,
+    task: Task,
+    texts: Sequence[str],
+    max_examples: int,
+    keys: Sequence[str] | None = None,
+    batch_size: int = 256,
+) -> np.ndarray:
+    """Each text's loss (task.loss) over the same capped examples training would use."""
+    model.eval()
+    encoded = []
+    for i, text in enumerate(texts):
+        key = keys[i] if keys is not None else str(i)
+        encoded.append(select_examples(task.encode(text), max_examples, key))
+    out = np.empty(len(texts), dtype=np.float64)
+    for start in range(0, len(encoded), batch_size):
+        chunk = encoded[start : start + batch_size]
+        width = max(1, max(len(e) for e in chunk))
+        shape = next((e.shape[1:] for e in chunk if len(e)), None)
+        if shape is None:
+            out[start : start + len(chunk)] = 0.0
+            continue
+        batch = torch.full((len(chunk), width, *shape), task.pad_value, dtype=torch.long)
+        for j, e in enumerate(chunk):
+            batch[j, : len(e)] = e
+        out[start : start + len(chunk)] = task.loss(model, batch).double().numpy()
+    return out
+
+
+def roc_auc(member_scores: np.ndarray, nonmember_scores: np.ndarray) -> float:
+    """P(score of a random member > score of a random non-member), ties counted half."""
+    scores = np.concatenate([member_scores, nonmember_scores])
+    order = scores.argsort(kind="mergesort")
+    ranks = np.empty(len(scores), dtype=np.float64)
+    sorted_scores = scores[order]
+    # average ranks over ties (Mann-Whitney U)
+    i = 0
+    while i < len(scores):
+        j = i
+        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    m, n = len(member_scores), len(nonmember_scores)
+    u = ranks[:m].sum() - m * (m + 1) / 2
+    return float(u / (m * n))
+
+
+def tpr_at_fpr(member_scores: np.ndarray, nonmember_scores: np.ndarray, fpr: float) -> float:
+    """Largest fraction of members flagged by a threshold that flags at most fpr of non-members."""
+    allowed = int(np.floor(fpr * len(nonmember_scores)))
+    ranked = np.sort(nonmember_scores)[::-1]
+    # flag scores strictly above the (allowed+1)-th highest non-member score
+    threshold = ranked[allowed] if allowed < len(ranked) else -np.inf
+    return float(np.mean(member_scores > threshold))
+
+
+def membership_inference(
+    member_losses: np.ndarray, nonmember_losses: np.ndarray
+) -> MembershipResult:
+    """Loss-threshold attack: a lower loss is evidence of membership."""
+    if len(member_losses) == 0 or len(nonmember_losses) == 0:
+        raise ValueError("membership inference needs members and non-members")
+    members, nonmembers = -member_losses, -nonmember_losses
+    return MembershipResult(
+        auc=roc_auc(members, nonmembers),
+        tpr_at_1pct_fpr=tpr_at_fpr(members, nonmembers, 0.01),
+        members=len(members),
+        nonmembers=len(nonmembers),
+    )
+
+
+def make_canaries(count: int, digits: int, insertions: int, seed: int) -> list[Canary]:
+    """``count`` distinct random secrets of ``digits`` digits, each to be inserted k times."""
+    space = 10**digits
+    if count > space:
+        raise ValueError(f"cannot draw {count} distinct secrets from {space}")
+    rng = random.Random(f"canaries:{seed}")
+    return [
+        Canary(secret=f"{n:0{digits}d}", digits=digits, insertions=insertions)
+        for n in rng.sample(range(space), count)
+    ]
+
+
+def exposures(
+    model: nn.Module, task: Task, canaries: Sequence[Canary], max_examples: int
+) -> list[float]:
+    """Each canary's exposure: log2|R| - log2(rank of its secret among all of R by loss).
+
+    R is every secret of the canaries' digit count, so one pass scores all of it for every
+    canary. All candidates have the same length, so ordering by mean loss is ordering by
+    total loss (log-perplexity). Ties rank the secret first, which can only overstate exposure.
+    """
+    if not canaries:
+        return []
+    digits = canaries[0].digits
+    if any(c.digits != digits for c in canaries):
+        raise ValueError("canaries of one audit share their digit count")
+    space = 10**digits
+    candidates = [CANARY_TEMPLATE.format(f"{n:0{digits}d}") for n in range(space)]
+    losses = record_losses(model, task, candidates, max_examples, keys=candidates, batch_size=1024)
+    out = []
+    for canary in canaries:
+        rank = 1 + int(np.sum(losses < losses[int(canary.secret)]))
+        out.append(float(np.log2(space) - np.log2(rank)))
+    return out

@@ -1,0 +1,165 @@
+"""One audited training run: split, budget, DP training, a non-private reference, the audit.
+
+``plan_run`` fixes what will be trained on (and so the training-set digest the privacy budget
+is kept against) without training anything; the caller checks the budget with
+``dp_training.check_budget`` and only then calls ``execute``.
+"""
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import torch
+
+from resources.train.config import TrainConfig
+from resources.train.dp import (
+    TrainResult,
+    build_items,
+    build_model,
+    train,
+)
+from resources.train.privacy_audit import (
+    Canary,
+    exposures,
+    make_canaries,
+    membership_inference,
+    record_losses,
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    members: pl.DataFrame
+    heldout: pl.DataFrame
+    digest: str
+    canaries: list[Canary]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    model_kind: str  # "dp" or "reference"
+    heldout_loss: float
+    perplexity: float
+    mia_auc: float
+    mia_tpr_at_1pct_fpr: float
+    mia_members: int
+    mia_nonmembers: int
+    canary_exposure_mean: float
+    canary_exposure_max: float
+    canary_exposure_bound: float  # log2|R|: the exposure of a secret ranked first
+
+
+@dataclass
+class RunOutcome:
+    plan: Plan
+    dp: TrainResult
+    reference: TrainResult | None
+    evaluations: list[Evaluation]
+    units: int
+
+
+def training_set_digest(record_ids: Sequence[str]) -> str:
+    """sha256 over the sorted, distinct record_ids trained on, one per line."""
+    return hashlib.sha256("\n".join(sorted(set(record_ids))).encode("ascii")).hexdigest()
+
+
+def _in_holdout(unit: str, fraction: float, seed: int) -> bool:
+    h = hashlib.sha256(f"holdout:{seed}:{unit}".encode()).digest()
+    return int.from_bytes(h[:8], "big") / 2**64 < fraction
+
+
+def plan_run(records: pl.DataFrame, config: TrainConfig) -> Plan:
+    """Split text records into members and held-out non-members, whole privacy units at a time."""
+    if config.privacy_unit not in records.columns:
+        raise ValueError(f"privacy_unit {config.privacy_unit!r} is not a column of the records")
+    texts = records.filter(pl.col("kind") == "text", pl.col("text").is_not_null())
+    texts = texts.unique(
+        subset=["record_id", config.privacy_unit], keep="first", maintain_order=True
+    )
+    held = [
+        _in_holdout(str(u), config.holdout_fraction, config.seed)
+        for u in texts[config.privacy_unit].to_list()
+    ]
+    mask = pl.Series(held, dtype=pl.Boolean)
+    members, heldout = texts.filter(~mask), texts.filter(mask)
+    if members.height == 0 or heldout.height == 0:
+        raise ValueError(
+            f"need members and held-out records: {members.height} members, "
+            f"{heldout.height} held out (privacy_unit={config.privacy_unit}, "
+            f"holdout_fraction={config.holdout_fraction})"
+        )
+    canaries = make_canaries(
+        config.canaries, config.canary_digits, config.canary_insertions, config.seed
+    )
+    return Plan(members, heldout, training_set_digest(members["record_id"].to_list()), canaries)
+
+
+def training_texts(plan: Plan, unit: str) -> tuple[list[str], list[str]]:
+    texts = plan.members["text"].to_list()
+    units = [str(u) for u in plan.members[unit].to_list()]
+    for i, canary in enumerate(plan.canaries):
+        # each insertion is its own unit, as k independent records in the corpus would be
+        for j in range(canary.insertions):
+            texts.append(canary.text)
+            units.append(f"canary/{i}/{j}")
+    return texts, units
+
+
+def _subsample(values: np.ndarray, n: int, seed: int) -> np.ndarray:
+    if len(values) <= n:
+        return values
+    return values[np.random.default_rng(seed).choice(len(values), n, replace=False)]
+
+
+def evaluate(kind: str, result: TrainResult, task, plan: Plan, config: TrainConfig) -> Evaluation:
+    """Utility on the held-out records; MIA of members against them; canary exposure."""
+    cap = config.max_examples_per_unit
+    heldout = plan.heldout
+    members = plan.members
+    if members.height > config.mia_max_records:  # scoring every member would cost a pass
+        members = members.sample(config.mia_max_records, seed=config.seed)
+    held_losses = record_losses(
+        result.model, task, heldout["text"].to_list(), cap, heldout["record_id"].to_list()
+    )
+    # training chose a unit's examples keyed by the unit: the same ones when a unit is a record
+    member_keys = members["record_id"].to_list() if config.privacy_unit == "record_id" else None
+    member_losses = record_losses(result.model, task, members["text"].to_list(), cap, member_keys)
+    mia = membership_inference(
+        member_losses,
+        _subsample(held_losses, config.mia_max_records, config.seed),
+    )
+    exposures_ = exposures(result.model, task, plan.canaries, cap)
+    heldout_loss = float(np.mean(held_losses))
+    return Evaluation(
+        model_kind=kind,
+        heldout_loss=heldout_loss,
+        perplexity=float(np.exp(heldout_loss)),
+        mia_auc=mia.auc,
+        mia_tpr_at_1pct_fpr=mia.tpr_at_1pct_fpr,
+        mia_members=mia.members,
+        mia_nonmembers=mia.nonmembers,
+        canary_exposure_mean=float(np.mean(exposures_)) if exposures_ else float("nan"),
+        canary_exposure_max=float(np.max(exposures_)) if exposures_ else float("nan"),
+        canary_exposure_bound=float(np.log2(10**config.canary_digits)),
+    )
+
+
+def execute(plan: Plan, config: TrainConfig) -> RunOutcome:
+    """Train with DP (and the non-private reference when configured) and audit both."""
+    torch.set_num_threads(config.threads)
+    texts, units = training_texts(plan, config.privacy_unit)
+    _, task = build_model(config.model, config.model_kwargs)
+    items, keys = build_items(texts, units, task, config.max_examples_per_unit)
+    torch.manual_seed(config.seed)  # the initial weights are part of what a seed fixes
+    model, task = build_model(config.model, config.model_kwargs)
+    dp = train(items, model, task, config, private=True)
+    evaluations = [evaluate("dp", dp, task, plan, config)]
+    reference = None
+    if config.reference:
+        torch.manual_seed(config.seed)
+        model, task = build_model(config.model, config.model_kwargs)
+        reference = train(items, model, task, config, private=False)
+        evaluations.append(evaluate("reference", reference, task, plan, config))
+    return RunOutcome(plan, dp, reference, evaluations, units=len(keys))

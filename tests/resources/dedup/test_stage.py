@@ -1,0 +1,120 @@
+"""The dedup stage without Dagster: the plan, the files, the ledger rows, the audit."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import yaml
+
+from pipelines.params import Params, load_params
+from resources.core.ledger import Ledger
+from resources.core.records import RECORD_SCHEMA, TEXT, text_record_id
+from resources.core.storage import read_stage, stage_data_version, stage_path, write_stage
+from resources.dedup.stage import STAGE, run, settings_digest
+
+VOCAB = [f"w{i}" for i in range(4000)]
+
+
+def doc(seed: int, n: int = 80) -> str:
+    return " ".join(np.random.default_rng(seed).choice(VOCAB, n))
+
+
+def source(sid: str, license: str, consent: str) -> dict:
+    return {
+        "id": sid,
+        "path": f"raw/{sid}",
+        "format": "jsonl",
+        "license": license,
+        "consent": consent,
+        "uri": f"https://example.org/{sid}",
+        "retrieved_at": "2025-01-01T00:00:00Z",
+        "owner": "team@example.org",
+    }
+
+
+def project(root: Path, ids: list[str], dedup: dict | None = None) -> Params:
+    body = {
+        "paths": {"data_dir": "data", "ledger": "data/ledger.duckdb"},
+        "policy": {"allowed_licenses": ["CC0-1.0"], "allowed_consent": ["opt_in"]},
+        "dedup": {"check_sample": 20, **(dedup or {})},
+        "sources": [
+            source(s, "CC0-1.0", "opt_in") if s != "closed" else source(s, "Other", "none")
+            for s in ids
+        ],
+    }
+    (root / "params.yaml").write_text(yaml.safe_dump(body))
+    return load_params(root / "params.yaml")
+
+
+def ingested(root: Path, source_id: str, rows: list[tuple[str, str]]) -> None:
+    frame = pl.DataFrame(
+        {
+            "record_id": [text_record_id(t) for _, t in rows],
+            "source_id": [source_id] * len(rows),
+            "source_key": [k for k, _ in rows],
+            "kind": [TEXT] * len(rows),
+            "text": [t for _, t in rows],
+            "image_path": [None] * len(rows),
+        },
+        schema=RECORD_SCHEMA,
+    )
+    write_stage(frame, root / "data", "ingest", source_id)
+
+
+def test_full_then_incremental_without_dagster(tmp_path):
+    params = project(tmp_path, ["open", "closed"])
+    ingested(tmp_path, "open", [("o1", doc(1)), ("o2", doc(2))])
+    ingested(tmp_path, "closed", [("c1", doc(1)), ("c3", doc(3))])
+    ledger = Ledger(params.ledger_path)
+
+    first = run(params.dedup, ledger, "run-1", params.corpus())
+    assert (first.mode, first.plan.process, first.plan.carried) == ("full", ["closed", "open"], [])
+    assert first.records_in == 4
+    assert first.removed_per_source == {"closed": {"duplicate_exact": 1}}
+    assert first.violations.is_empty()
+    assert first.audited == 3
+    assert 0.95 <= first.recall_at_threshold <= 1.0
+    assert sorted(read_stage(params.data_dir, STAGE)["source_key"]) == ["c3", "o1", "o2"]
+    assert first.data_version == stage_data_version(params.data_dir, STAGE, params.source_ids)
+    drop = ledger.query("SELECT source_key, evidence FROM drops WHERE run_id = 'run-1'").to_dicts()
+    assert [d["source_key"] for d in drop] == ["c1"]
+    assert json.loads(drop[0]["evidence"])["duplicate_of"]["source_key"] == "o1"
+
+    params = project(tmp_path, ["open", "closed", "late"])
+    ingested(tmp_path, "late", [("l2", doc(2)), ("l4", doc(4))])
+    second = run(params.dedup, ledger, "run-2", params.corpus())
+    assert (second.mode, second.plan.process, second.plan.carried) == (
+        "incremental",
+        ["late"],
+        ["closed", "open"],
+    )
+    assert second.removed_per_source == {"late": {"duplicate_exact": 1}}
+    assert second.result.accepted.height == 4
+    assert second.data_version != first.data_version
+    runs = ledger.query("SELECT mode, processed FROM dedup_runs ORDER BY entry_seq").to_dicts()
+    assert runs == [
+        {"mode": "full", "processed": "closed,open"},
+        {"mode": "incremental", "processed": "late"},
+    ]
+    artifacts = ledger.query(
+        "SELECT source_id, records FROM artifacts WHERE stage = 'dedup' AND run_id = 'run-2'"
+    ).to_dicts()
+    assert artifacts == [{"source_id": "late", "records": 1}]
+
+    # A source no longer declared loses its output file.
+    params = project(tmp_path, ["open", "late"])
+    third = run(params.dedup, ledger, "run-3", params.corpus())
+    assert third.plan.removed == ["closed"]
+    assert not stage_path(params.data_dir, STAGE, "closed").exists()
+
+
+def digest(params: Params) -> str:
+    return settings_digest(params.dedup, params.corpus())
+
+
+def test_settings_digest_tracks_what_decides_duplicates_only(tmp_path):
+    base = digest(project(tmp_path, ["open"]))
+    assert digest(project(tmp_path, ["open"], {"threshold": 0.9})) != base
+    assert digest(project(tmp_path, ["open"], {"check_sample": 999})) == base
+    assert digest(project(tmp_path, ["open"], {"incremental": False})) == base
