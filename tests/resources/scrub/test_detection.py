@@ -2,7 +2,6 @@ import itertools
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -23,8 +22,7 @@ from resources.scrub.detection import (
     scrub_texts,
 )
 from resources.scrub.recognizers import luhn_ok
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO as ROOT
 
 BTC = "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"
 # One sentence per default entity type: (text, the value that must disappear).
