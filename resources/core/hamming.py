@@ -233,3 +233,17 @@ def linear_scan(
         np.ascontiguousarray(hashes, dtype=np.uint64),
         max_distance,
     )
+
+
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Bit differences between (broadcast) uint64 hashes."""
+    return np.bitwise_count(np.asarray(a, np.uint64) ^ np.asarray(b, np.uint64)).astype(np.int64)
+
+
+def pairs_within(hashes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pairs (i, j) with i < j, distances) of hashes within max_distance bits of each other."""
+    found, entry, dist = HammingIndex(hashes, max_distance).query(hashes)
+    keep = found < entry
+    pairs = np.column_stack([found[keep], entry[keep]]).astype(np.int64).reshape(-1, 2)
+    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+    return pairs[order], dist[keep][order].astype(np.int64)

@@ -115,7 +115,3 @@ def dhash(image: Image.Image) -> int:
     """imagehash.dhash(image) as a 64-bit int."""
     wide = np.asarray(_grey(image).resize((_SIDE + 1, _SIDE), Image.Resampling.LANCZOS))
     return bits_to_int(_dhash_bits(wide))
-
-
-def hamming(a: int, b: int) -> int:
-    return (a ^ b).bit_count()

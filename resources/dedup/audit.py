@@ -4,10 +4,10 @@ every kept record, by brute force rather than by the LSH bands dedup itself reli
 import numpy as np
 import polars as pl
 
+from resources.core.hamming import hamming
 from resources.core.records import IMAGE, TEXT
 from resources.dedup.config import DedupConfig
 from resources.dedup.engine import binary_to_matrix, verify_exact
-from resources.dedup.images import hamming
 
 VIOLATION_SCHEMA: dict[str, pl.DataType] = {
     "record_id": pl.String(),

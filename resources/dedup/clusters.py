@@ -1,4 +1,4 @@
-"""Union-find clusters over verified duplicate edges, and the survivors within them.
+"""Clusters (connected components) over verified duplicate edges, and the survivors within them.
 
 Clusters are what the metadata reports. Removal is decided edge by edge, not cluster by
 cluster: in rank order a node is kept unless a verified edge links it to a node already kept,
@@ -10,41 +10,16 @@ records share a verified edge.
 from dataclasses import dataclass
 
 import numpy as np
-
-
-class UnionFind:
-    """Disjoint sets over 0..n-1 with path halving and union by size."""
-
-    def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
-        self.size = [1] * n
-
-    def find(self, x: int) -> int:
-        parent = self.parent
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra == rb:
-            return
-        if self.size[ra] < self.size[rb]:
-            ra, rb = rb, ra
-        self.parent[rb] = ra
-        self.size[ra] += self.size[rb]
-
-    def labels(self) -> np.ndarray:
-        return np.fromiter((self.find(i) for i in range(len(self.parent))), np.int64)
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 
 def cluster_labels(n: int, edges: np.ndarray) -> np.ndarray:
-    """Component label (a member's index) of each of n nodes, given (k x 2) edges."""
-    uf = UnionFind(n)
-    for a, b in edges.tolist():
-        uf.union(a, b)
-    return uf.labels()
+    """Connected-component label of each of n nodes, given (k x 2) edges."""
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    graph = coo_matrix((np.ones(len(edges), np.int8), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    return labels.astype(np.int64)
 
 
 @dataclass(frozen=True)

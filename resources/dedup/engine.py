@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from resources.core.hamming import pairs_within
 from resources.core.normalize import normalize_text
 from resources.core.reasons import Reason
 from resources.core.records import DROP_SCHEMA, IMAGE, RECORD_SCHEMA, TEXT
@@ -31,7 +32,7 @@ from resources.dedup.clusters import (
     size_histogram,
 )
 from resources.dedup.config import DedupConfig
-from resources.dedup.images import image_keys, near_pairs
+from resources.dedup.images import image_keys
 from resources.dedup.lsh import band_keys, candidate_pairs
 from resources.dedup.minhash import (
     choose_bands,
@@ -304,9 +305,7 @@ def _near_edges(
 
     image_groups = np.flatnonzero(kinds == IMAGE)
     if image_groups.size > 1:
-        pairs, dist = near_pairs(
-            phash[image_groups], config.image_max_distance, config.memory_limit
-        )
+        pairs, dist = pairs_within(phash[image_groups], config.image_max_distance)
         candidates += pairs.shape[0]
         edges.append(image_groups[pairs].reshape(-1, 2))
         sims.append(1.0 - dist / 64.0)

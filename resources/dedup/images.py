@@ -1,20 +1,19 @@
 """Image duplicates: exact by decoded pixels, near by perceptual hash.
 
 Exact: sha256 over the image's size and its RGB pixels, so a PNG re-saved with other
-compression or metadata is the same image. Near: imagehash's pHash (64 bits of the DCT's
-low frequencies), which survives resizing and JPEG re-encoding; pairs within a Hamming
-distance are found by multi-index hashing (resources/lsh.hash_chunks), never all pairs.
+compression or metadata is the same image. Near: the pHash of resources/core/perceptual.py
+(64 bits of the DCT's low frequencies, bit for bit imagehash's), which survives resizing and
+JPEG re-encoding; pairs within a Hamming distance are found by the multi-index search of
+resources/core/hamming.py, never by comparing all pairs.
 """
 
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import imagehash
-import numpy as np
 from PIL import Image
 
-from resources.dedup.lsh import candidate_pairs, hash_chunks
+from resources.core.perceptual import phash
 
 
 @dataclass(frozen=True)
@@ -31,22 +30,5 @@ def image_keys(path: str | Path) -> ImageKeys:
         rgb = img.convert("RGB")
     digest = hashlib.sha256(f"{rgb.width}x{rgb.height}\0".encode())
     digest.update(rgb.tobytes())
-    phash = int(str(imagehash.phash(rgb)), 16)
-    return ImageKeys(digest.hexdigest(), phash, rgb.width * rgb.height)
-
-
-def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Bit differences between paired uint64 hashes."""
-    return np.bitwise_count(a.astype(np.uint64) ^ b.astype(np.uint64)).astype(np.int64)
-
-
-def near_pairs(
-    phashes: np.ndarray, max_distance: int, memory_limit: str = "1GB"
-) -> tuple[np.ndarray, np.ndarray]:
-    """(pairs, distances) of hashes within max_distance bits of each other."""
-    pairs = candidate_pairs(hash_chunks(phashes, max_distance), memory_limit=memory_limit)
-    if pairs.size == 0:
-        return pairs, np.empty(0, np.int64)
-    dist = hamming(phashes[pairs[:, 0]], phashes[pairs[:, 1]])
-    close = dist <= max_distance
-    return pairs[close], dist[close]
+    phash_value = phash(rgb)
+    return ImageKeys(digest.hexdigest(), phash_value, rgb.width * rgb.height)

@@ -1,10 +1,9 @@
 """Banding of signatures and candidate pairs from equal band keys, grouped out of core.
 
-Text MinHash signatures are cut into b bands of r rows; an image's 64-bit perceptual hash is
-cut into k + 1 chunks (multi-index hashing: two hashes within Hamming distance k agree exactly
-on at least one chunk). Either way each item gets a few (band, key) rows, and items sharing a
-row are candidates. The grouping runs in DuckDB with a memory limit and a spill directory, so
-it does not need the whole table in RAM.
+Text MinHash signatures are cut into b bands of r rows, so each item gets a few (band, key)
+rows, and items sharing a row are candidates. (Images are paired by the multi-index Hamming
+search of resources/core/hamming.py instead.) The grouping runs in DuckDB with a memory limit
+and a spill directory, so it does not need the whole table in RAM.
 """
 
 import tempfile
@@ -39,19 +38,6 @@ def band_keys(
                 acc = mix64(acc ^ block[:, col])
             keys[lo : lo + _BLOCK, band] = acc
     return keys
-
-
-def hash_chunks(hashes: np.ndarray, max_distance: int, bits: int = 64) -> np.ndarray:
-    """(items x (max_distance + 1)) keys: the chunks of each hash, one band per chunk."""
-    parts = max_distance + 1
-    edges = np.linspace(0, bits, parts + 1).astype(int)
-    h = hashes.astype(_U64)
-    out = np.empty((h.size, parts), dtype=_U64)
-    for i in range(parts):
-        width = edges[i + 1] - edges[i]
-        chunk = (h >> _U64(edges[i])) & _U64((1 << int(width)) - 1)
-        out[:, i] = chunk
-    return out
 
 
 def candidate_pairs(

@@ -23,6 +23,7 @@ A malformed list raises: a screen that silently skipped half a list would pass h
 
 from __future__ import annotations
 
+import csv
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,11 +106,9 @@ def directory_fingerprint(directory: Path) -> dict[str, str]:
     """file name -> sha256 of the list and its sidecar; changes whenever either changes."""
     out = {}
     for path in list_files(directory):
-        digest = hashlib.sha256(file_sha256(path).encode())
         meta = sidecar_path(path)
-        if meta.is_file():
-            digest.update(file_sha256(meta).encode())
-        out[path.name] = digest.hexdigest()
+        parts = [file_sha256(path)] + ([file_sha256(meta)] if meta.is_file() else [])
+        out[path.name] = hashlib.sha256("".join(parts).encode()).hexdigest()
     return out
 
 
@@ -126,33 +125,33 @@ def _read_meta(path: Path) -> dict[str, str]:
     return {key: str(value) for key, value in meta.items()}
 
 
-def _unquote(label: pl.Expr) -> pl.Expr:
-    quoted = label.str.starts_with('"') & label.str.ends_with('"') & (label.str.len_chars() > 1)
-    inner = label.str.slice(1, label.str.len_chars() - 2).str.replace_all('""', '"')
-    return pl.when(quoted).then(inner).otherwise(label)
-
-
 def _read_csv(path: Path) -> pl.DataFrame:
     lines = path.read_text(encoding="utf-8").splitlines()
-    rows = [(n, line) for n, line in enumerate(lines, 1) if line.strip() and line[0] != "#"]
+    # One line at a time, so a stray quote cannot swallow the lines after it.
+    rows = [
+        (n, next(csv.reader([line])))
+        for n, line in enumerate(lines, 1)
+        if line.strip() and line[0] != "#"
+    ]
     if not rows:
         return pl.DataFrame(schema=ENTRY_SCHEMA)
-    header = [c.strip().lower() for c in rows[0][1].split(",")]
+    header = [c.strip().lower() for c in rows[0][1]]
     if header[:2] != ["hash", "type"] or header[2:] not in ([], ["label"]):
         raise HashListError(f"{path}: header must be 'hash,type' or 'hash,type,label'")
     body = rows[1:]
-    frame = pl.DataFrame(
-        {"line": [n for n, _ in body], "raw": [line for _, line in body]},
-        schema={"line": pl.Int64(), "raw": pl.String()},
+
+    def field(fields: list[str], i: int) -> str | None:
+        return fields[i].strip() if len(fields) > i else None
+
+    return pl.DataFrame(
+        {
+            "hash": [(field(f, 0) or "").lower() or None for _, f in body],
+            "type": [(field(f, 1) or "").lower() or None for _, f in body],
+            "label": [",".join(f[2:]).strip() if len(f) > 2 else None for _, f in body],
+            "line": [n for n, _ in body],
+        },
+        schema=ENTRY_SCHEMA,
     )
-    parts = pl.col("raw").str.splitn(",", 3)
-    frame = frame.select(
-        parts.struct.field("field_0").str.strip_chars().str.to_lowercase().alias("hash"),
-        parts.struct.field("field_1").str.strip_chars().str.to_lowercase().alias("type"),
-        _unquote(parts.struct.field("field_2").str.strip_chars()).alias("label"),
-        "line",
-    )
-    return frame
 
 
 def _read_txt(path: Path, hash_type: str | None) -> pl.DataFrame:

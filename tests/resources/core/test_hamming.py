@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from resources.core.hamming import HammingIndex, chunk_radii, linear_scan
+from resources.core.hamming import HammingIndex, chunk_radii, hamming, linear_scan, pairs_within
 
 
 def _flip(value: int, bits) -> int:
@@ -64,3 +66,27 @@ def test_empty_index_and_empty_queries():
 def test_rejects_an_impossible_distance():
     with pytest.raises(ValueError):
         HammingIndex(np.array([1], dtype=np.uint64), 64)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.integers(0, 2**64 - 1),
+    st.sets(st.integers(0, 63), max_size=6),
+    st.integers(1, 8),
+)
+def test_pairs_within_finds_every_pair_within_distance(h, flips, k):
+    flips = set(list(flips)[:k])
+    other = h
+    for bit in flips:
+        other ^= 1 << bit
+    noise = np.random.default_rng(h % 1000).integers(0, 2**63, 20, dtype=np.uint64)
+    hashes = np.concatenate([np.array([h, other], dtype=np.uint64), noise])
+    pairs, dist = pairs_within(hashes, k)
+    assert [0, 1] in pairs.tolist()
+    assert (dist <= k).all() and (pairs[:, 0] < pairs[:, 1]).all()
+
+
+def test_hamming():
+    a = np.array([0, 0b1011], dtype=np.uint64)
+    b = np.array([2**63, 0], dtype=np.uint64)
+    assert hamming(a, b).tolist() == [1, 3]

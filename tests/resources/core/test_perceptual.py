@@ -6,7 +6,8 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from resources.core.perceptual import ORIENTATIONS, dhash, hamming, orient, oriented_hashes, phash
+from resources.core.hamming import hamming
+from resources.core.perceptual import ORIENTATIONS, dhash, orient, oriented_hashes, phash
 
 DATA = Path(skimage.data.__file__).parent
 PHOTOS = ["camera.png", "astronaut.png", "coffee.png"]

@@ -3,7 +3,7 @@ import numpy as np
 from resources.dedup.clusters import cluster_labels, select_survivors, size_histogram
 
 
-def test_union_find_components():
+def test_connected_components():
     labels = cluster_labels(6, np.array([[0, 1], [1, 2], [4, 5]]))
     assert labels[0] == labels[1] == labels[2]
     assert labels[4] == labels[5] != labels[0]

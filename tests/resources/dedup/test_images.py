@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from resources.dedup.images import hamming, image_keys, near_pairs
+from resources.core.hamming import pairs_within
+from resources.dedup.images import image_keys
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +39,6 @@ def test_same_pixels_same_digest_whatever_the_encoding(images):
 def test_resized_and_reencoded_are_near_distinct_are_far(images):
     names = ["astronaut", "small_jpeg", "big_webp", "coffee", "chelsea", "camera"]
     hashes = np.array([image_keys(images[n]).phash for n in names], dtype=np.uint64)
-    pairs, dist = near_pairs(hashes, max_distance=6)
+    pairs, dist = pairs_within(hashes, max_distance=6)
     assert sorted(map(tuple, pairs.tolist())) == [(0, 1), (0, 2), (1, 2)]
     assert (dist <= 6).all()
-
-
-def test_hamming():
-    a = np.array([0, 0b1011], dtype=np.uint64)
-    b = np.array([2**63, 0], dtype=np.uint64)
-    assert hamming(a, b).tolist() == [1, 3]
