@@ -4,7 +4,6 @@ import pytest
 from resources.core.ledger import Ledger
 from resources.core.reasons import Reason
 from resources.core.storage import stage_path
-from resources.ingest.files import SourcePathError, list_files
 from resources.ingest.readers import ReadSpec
 from resources.ingest.stage import ingest_source, policy_refusal
 
@@ -51,22 +50,6 @@ def test_record_ids_are_content_hashes(params):
     forum = pl.read_parquet(stage_path(params.data_dir, "ingest", "forum"))
     dup = forum.filter(pl.col("source_key").is_in(["post-0003", "post-dup-exact"]))
     assert dup["record_id"].n_unique() == 1 and dup.height == 2
-
-
-def test_symlink_out_of_root_is_rejected_not_followed(tmp_path):
-    root = tmp_path / "src"
-    root.mkdir()
-    (tmp_path / "secret.txt").write_text("outside")
-    (root / "in.txt").write_text("inside")
-    (root / "link.txt").symlink_to(tmp_path / "secret.txt")
-    files, escaped = list_files(root, "txt")
-    assert [f.name for f in files] == ["in.txt"]
-    assert [(e.source_key, e.reason) for e in escaped] == [("link.txt", Reason.OUTSIDE_ROOT)]
-
-
-def test_missing_source_path_is_a_clear_error(tmp_path):
-    with pytest.raises(SourcePathError, match="does not exist"):
-        list_files(tmp_path / "nowhere", "jsonl")
 
 
 def test_policy_refuses_by_license_then_consent(params):
