@@ -19,7 +19,7 @@ from pipelines.params import Params, load_params
 from resources.core.ledger import Ledger
 from resources.core.storage import file_sha256, json_sha256
 from resources.screen.hashlists import directory_fingerprint, list_files
-from sensors.diff import changes
+from sensors.base import changes, running_sensor
 
 Fingerprint = dict[str, str]
 
@@ -43,12 +43,7 @@ def lists_differ_from_last_screen(params: Params) -> bool | None:
 
 
 def build_hashlist_sensor(job: AssetJob, params_path: str) -> dg.SensorDefinition:
-    @dg.sensor(
-        name="hashlist_sensor",
-        job=job,
-        minimum_interval_seconds=60,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-    )
+    @running_sensor("hashlist_sensor", job)
     def hashlist_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         """Re-screens everything when a hash list is added, changed or removed."""
         params = load_params(params_path)

@@ -18,7 +18,8 @@ from pipelines.params import Params, load_params
 from resources.core.ledger import Ledger
 from resources.core.storage import file_sha256
 from resources.ingest.files import content_digest, list_files
-from sensors.diff import changes as diff_files
+from sensors.base import changes as diff_files
+from sensors.base import running_sensor
 
 FileState = dict[str, list]  # name -> [size, mtime_ns, sha256]
 
@@ -62,12 +63,7 @@ def last_ingested_hashes(params: Params) -> dict[str, str]:
 
 
 def build_source_sensor(job: AssetJob, params_path: str) -> dg.SensorDefinition:
-    @dg.sensor(
-        name="source_change_sensor",
-        job=job,
-        minimum_interval_seconds=60,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-    )
+    @running_sensor("source_change_sensor", job)
     def source_change_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         """Re-ingests a source when any of its files is new, changed or removed."""
         params = load_params(params_path)

@@ -217,29 +217,36 @@ def read_parquet(path: Path, name: str, spec: ReadSpec) -> Iterator[Item]:
 # -- whole files: txt and images ---------------------------------------------------------
 
 
-def read_txt(path: Path, name: str, spec: ReadSpec) -> Iterator[Item]:
+def _whole_file(path: Path, name: str, spec: ReadSpec) -> tuple[bytes | None, Item | None, int]:
+    """(content, None, size), or (None, the reject, size) when it is too large or unreadable."""
     size = path.stat().st_size
     if size > spec.max_record_bytes:
-        yield reject(name, Reason.TOO_LARGE, f"file of {size} bytes", size)
+        return None, reject(name, Reason.TOO_LARGE, f"file of {size} bytes", size), size
+    try:
+        return path.read_bytes(), None, size
+    except OSError as err:
+        return None, reject(name, Reason.UNREADABLE, f"cannot read: {err.strerror}", size), size
+
+
+def read_txt(path: Path, name: str, spec: ReadSpec) -> Iterator[Item]:
+    content, refused, size = _whole_file(path, name, spec)
+    if refused:
+        yield refused
         return
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = content.decode("utf-8")
     except UnicodeDecodeError as err:
         yield reject(name, Reason.ENCODING, f"invalid UTF-8 at byte {err.start}", size)
-        return
-    except OSError as err:
-        yield reject(name, Reason.UNREADABLE, f"cannot read: {err.strerror}", size)
         return
     yield text_item(name, text, size)
 
 
 def read_image(path: Path, name: str, spec: ReadSpec) -> Iterator[Item]:
-    size = path.stat().st_size
-    if size > spec.max_record_bytes:
-        yield reject(name, Reason.TOO_LARGE, f"file of {size} bytes", size)
+    content, refused, size = _whole_file(path, name, spec)
+    if refused:
+        yield refused
         return
     try:
-        content = path.read_bytes()
         with Image.open(io.BytesIO(content)) as image:
             image.load()  # decodes every pixel, so a truncated file fails here
     except Image.DecompressionBombError as err:

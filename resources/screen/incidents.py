@@ -22,6 +22,7 @@ from pathlib import Path
 import polars as pl
 
 from resources.core.ledger import Ledger
+from resources.screen.matching import MATCH_COLUMNS
 
 NEW = "new"
 RETROACTIVE = "retroactive"
@@ -56,13 +57,7 @@ EXPORT_COLUMNS = [
     "incident_id",
     "kind",
     "detected_at",
-    "list_name",
-    "list_version",
-    "list_sha256",
-    "hash_type",
-    "entry_hash",
-    "entry_label",
-    "distance",
+    *MATCH_COLUMNS,
     "entries_matched",
     "sha256",
     "md5",

@@ -76,13 +76,9 @@ MATCH_SCHEMA: dict[str, pl.DataType] = {
     "entry_line": pl.Int64(),
 }
 
-_ENTRY_COLUMNS = [
-    "list_name",
-    "list_version",
-    "list_sha256",
-    "entry_hash",
-    "entry_label",
-]
+_ENTRY_COLUMNS = ["list_name", "list_version", "list_sha256", "entry_hash", "entry_label"]
+MATCH_COLUMNS = [*_ENTRY_COLUMNS[:3], "hash_type", *_ENTRY_COLUMNS[3:], "distance"]
+"""What names a match everywhere it is reported: the list, the entry, and how near it was."""
 
 
 def _content_bytes(row: dict, base_dir: Path | None) -> bytes:

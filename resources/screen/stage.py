@@ -26,6 +26,7 @@ from resources.screen.hashlists import HashList, load_lists
 from resources.screen.matching import (
     CACHE_COLUMNS,
     CHANGED,
+    MATCH_COLUMNS,
     Screener,
     hash_with_cache,
     merge_cache,
@@ -241,13 +242,7 @@ def _quarantine(records: pl.DataFrame, hashes: pl.DataFrame, matches: pl.DataFra
         "kind",
         "location",
         *_HASH_COLUMNS,
-        "list_name",
-        "list_version",
-        "list_sha256",
-        "hash_type",
-        "entry_hash",
-        "entry_label",
-        "distance",
+        *MATCH_COLUMNS,
     )
 
 

@@ -2,8 +2,6 @@ import json
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
-import polars as pl
 import pytest
 import yaml
 from PIL import Image
@@ -13,33 +11,15 @@ from assets.dedup import build_dedup_asset
 from pipelines.params import load_params
 from pipelines.resource import AssayResource
 from resources.core.ledger import Ledger
-from resources.core.records import IMAGE, RECORD_SCHEMA, TEXT, record_id, text_record_id
-from resources.core.storage import artifact, read_stage, stage_path, write_stage
-
-VOCAB = [f"word{i}" for i in range(4000)]
-
-
-def doc(seed: int, n: int = 80) -> str:
-    return " ".join(np.random.default_rng(seed).choice(VOCAB, n))
+from resources.core.records import text_record_id
+from resources.core.storage import artifact, read_stage, stage_path
+from tests.resources.dedup.corpus import doc, ingested, source
 
 
 def near(text: str, seed: int) -> str:
     words = text.split()
     words[30:32] = [f"edit{seed}a", f"edit{seed}b"]
     return " ".join(words)
-
-
-def source(sid: str, license: str, consent: str, when: str) -> dict:
-    return {
-        "id": sid,
-        "path": f"raw/{sid}",
-        "format": "jsonl",
-        "license": license,
-        "consent": consent,
-        "uri": f"https://example.org/{sid}",
-        "retrieved_at": when,
-        "owner": "team@example.org",
-    }
 
 
 def write_params(root: Path, sources: list[dict]) -> Path:
@@ -54,25 +34,6 @@ def write_params(root: Path, sources: list[dict]) -> Path:
     return path
 
 
-def ingested(root: Path, source_id: str, rows: list[tuple[str, str]]) -> None:
-    """Write what ingest would have: (source_key, text) rows, or image paths for keys img:*."""
-    frame = pl.DataFrame(
-        {
-            "record_id": [
-                record_id(IMAGE, Path(v).read_bytes()) if k.startswith("img") else text_record_id(v)
-                for k, v in rows
-            ],
-            "source_id": [source_id] * len(rows),
-            "source_key": [k for k, _ in rows],
-            "kind": [IMAGE if k.startswith("img") else TEXT for k, _ in rows],
-            "text": [None if k.startswith("img") else v for k, v in rows],
-            "image_path": [v if k.startswith("img") else None for k, v in rows],
-        },
-        schema=RECORD_SCHEMA,
-    )
-    write_stage(frame, root / "data", "ingest", source_id)
-
-
 def materialize(params_path: Path) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [build_dedup_asset(load_params(params_path))],
@@ -82,11 +43,7 @@ def materialize(params_path: Path) -> dg.ExecuteInProcessResult:
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / ".dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
+def project(tmp_path: Path, dagster_home: Path) -> Path:
     img = Image.fromarray(data.astronaut()).convert("RGB").resize((160, 160))
     img.save(tmp_path / "astro.png")
     img.resize((70, 70)).save(tmp_path / "astro_small.jpg", quality=60)

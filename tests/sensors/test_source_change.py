@@ -110,22 +110,28 @@ def test_same_size_rewrite_is_seen(tick, params):
     assert got["tickets"].run_key.startswith(f"tickets:{source_hash(params, 'tickets')}:")
 
 
-def test_new_file_requests_only_its_source(tick, params):
-    cursor = settled(tick)
+def add_essay(params) -> None:
     (params.resolve("data/raw/essays") / "essay-new.txt").write_text("A brand new essay.\n")
-    got = by_partition(tick(cursor)[0])
-    assert list(got) == ["essays"]
-    assert got["essays"].run_key.startswith(f"essays:{source_hash(params, 'essays')}:")
-    assert json.loads(got["essays"].tags["assay/changes"]) == {"new": 1, "removed": 0, "changed": 0}
 
 
-def test_removed_file_requests_only_its_source(tick, params):
-    cursor = settled(tick)
+def remove_photo(params) -> None:
     (params.resolve("data/raw/photos") / "photo-03.png").unlink()
+
+
+@pytest.mark.parametrize(
+    ("change", "source_id", "counts"),
+    [
+        (add_essay, "essays", {"new": 1, "removed": 0, "changed": 0}),
+        (remove_photo, "photos", {"new": 0, "removed": 1, "changed": 0}),
+    ],
+)
+def test_a_new_or_removed_file_requests_only_its_source(tick, params, change, source_id, counts):
+    cursor = settled(tick)
+    change(params)
     got = by_partition(tick(cursor)[0])
-    assert list(got) == ["photos"]
-    assert got["photos"].run_key.startswith(f"photos:{source_hash(params, 'photos')}:")
-    assert json.loads(got["photos"].tags["assay/changes"]) == {"new": 0, "removed": 1, "changed": 0}
+    assert list(got) == [source_id]
+    assert got[source_id].run_key.startswith(f"{source_id}:{source_hash(params, source_id)}:")
+    assert json.loads(got[source_id].tags["assay/changes"]) == counts
 
 
 def test_missing_source_path_does_not_crash_the_sensor(tick, params):

@@ -3,34 +3,13 @@
 import json
 from pathlib import Path
 
-import numpy as np
-import polars as pl
 import yaml
 
 from pipelines.params import Params, load_params
 from resources.core.ledger import Ledger
-from resources.core.records import RECORD_SCHEMA, TEXT, text_record_id
-from resources.core.storage import read_stage, stage_data_version, stage_path, write_stage
+from resources.core.storage import read_stage, stage_data_version, stage_path
 from resources.dedup.stage import STAGE, run, settings_digest
-
-VOCAB = [f"w{i}" for i in range(4000)]
-
-
-def doc(seed: int, n: int = 80) -> str:
-    return " ".join(np.random.default_rng(seed).choice(VOCAB, n))
-
-
-def source(sid: str, license: str, consent: str) -> dict:
-    return {
-        "id": sid,
-        "path": f"raw/{sid}",
-        "format": "jsonl",
-        "license": license,
-        "consent": consent,
-        "uri": f"https://example.org/{sid}",
-        "retrieved_at": "2025-01-01T00:00:00Z",
-        "owner": "team@example.org",
-    }
+from tests.resources.dedup.corpus import doc, ingested, source
 
 
 def project(root: Path, ids: list[str], dedup: dict | None = None) -> Params:
@@ -45,21 +24,6 @@ def project(root: Path, ids: list[str], dedup: dict | None = None) -> Params:
     }
     (root / "params.yaml").write_text(yaml.safe_dump(body))
     return load_params(root / "params.yaml")
-
-
-def ingested(root: Path, source_id: str, rows: list[tuple[str, str]]) -> None:
-    frame = pl.DataFrame(
-        {
-            "record_id": [text_record_id(t) for _, t in rows],
-            "source_id": [source_id] * len(rows),
-            "source_key": [k for k, _ in rows],
-            "kind": [TEXT] * len(rows),
-            "text": [t for _, t in rows],
-            "image_path": [None] * len(rows),
-        },
-        schema=RECORD_SCHEMA,
-    )
-    write_stage(frame, root / "data", "ingest", source_id)
 
 
 def test_full_then_incremental_without_dagster(tmp_path):

@@ -199,10 +199,9 @@ def test_a_users_own_model_plugs_in_and_is_made_opacus_compatible(tmp_path, monk
         load_factory("my_models.build")
 
 
-def test_poisson_sampling_draws_empty_batches_and_they_still_count_as_steps():
-    model, task = build_byte_lm(**TINY)
-    items, _ = build_items(["abc def", "ghi jkl", "mno pqr"], ["a", "b", "c"], task, 2)
-    sizes = []
+def spy_batch_sizes(task) -> list[int]:
+    """Make task.loss record the size of every batch it is called on."""
+    sizes: list[int] = []
     loss = task.loss
 
     def spy(model, batch):
@@ -210,6 +209,13 @@ def test_poisson_sampling_draws_empty_batches_and_they_still_count_as_steps():
         return loss(model, batch)
 
     task.loss = spy
+    return sizes
+
+
+def test_poisson_sampling_draws_empty_batches_and_they_still_count_as_steps():
+    model, task = build_byte_lm(**TINY)
+    items, _ = build_items(["abc def", "ghi jkl", "mno pqr"], ["a", "b", "c"], task, 2)
+    sizes = spy_batch_sizes(task)
     config = DPConfig(batch_size=1, epochs=4, noise_multiplier=1.0, target_delta=1e-2)
     result = train(items, model, task, config, private=True)
     assert 0 in sizes and max(sizes) > 1  # batch sizes vary: Poisson, not fixed
@@ -221,14 +227,7 @@ def test_batch_memory_manager_splits_logical_batches_without_extra_privacy_steps
     model, task = build_byte_lm(**TINY)
     texts = corpus(24)
     items, _ = build_items(texts, [str(i) for i in range(24)], task, 2)
-    sizes = []
-    loss = task.loss
-
-    def spy(model, batch):
-        sizes.append(len(batch))
-        return loss(model, batch)
-
-    task.loss = spy
+    sizes = spy_batch_sizes(task)
     config = DPConfig(
         batch_size=8, max_physical_batch_size=3, epochs=2, noise_multiplier=1.0, target_delta=1e-3
     )

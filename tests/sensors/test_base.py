@@ -1,4 +1,4 @@
-from sensors.diff import changes
+from sensors.base import changes
 
 
 def test_changes_names_new_removed_and_changed_files():
