@@ -21,8 +21,6 @@ from resources.core.storage import file_sha256, json_sha256
 from resources.screen.hashlists import directory_fingerprint, list_files
 from sensors.base import changes, running_sensor
 
-Fingerprint = dict[str, str]
-
 
 def lists_differ_from_last_screen(params: Params) -> bool | None:
     """Whether the list files on disk differ from those the last screen run used (by sha256);

@@ -17,7 +17,6 @@ from pydantic import Field, field_validator
 from resources.core.config import Section
 from resources.core.storage import stage_path
 
-SOURCE_FORMATS = ("jsonl", "csv", "parquet", "txt", "image")
 _SPDX = re.compile(r"^(LicenseRef-[A-Za-z0-9.-]+|[A-Za-z0-9][A-Za-z0-9.+-]*)$")
 
 

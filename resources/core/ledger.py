@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import polars as pl
 import pyarrow as pa
 
 from resources.core.ledger_tables import TABLES
+from resources.core.storage import canonical_json
 
 GENESIS = "0" * 64
 BOOKKEEPING_DDL = "entry_seq BIGINT, row_no BIGINT, recorded_at TIMESTAMPTZ"
@@ -310,4 +310,4 @@ def _walk(chain: list[tuple], stored: dict[str, dict[int, tuple[str, int]]]) -> 
 
 def evidence(**facts: object) -> str:
     """A drop's evidence as a compact, key-sorted JSON string."""
-    return json.dumps(facts, sort_keys=True, separators=(",", ":"), default=str)
+    return canonical_json(facts)

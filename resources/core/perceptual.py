@@ -26,7 +26,6 @@ import numpy as np
 from PIL import Image
 from scipy.fft import dct
 
-HASH_BITS = 64
 _SIDE = 8
 _PHASH_SIZE = 32
 
@@ -60,10 +59,6 @@ def bits_to_int(bits: np.ndarray) -> int:
     """Pack a boolean array, row-major, first bit most significant."""
     packed = np.packbits(bits.astype(np.uint8).reshape(-1))
     return int.from_bytes(packed.tobytes(), "big")
-
-
-def int_to_hex(value: int) -> str:
-    return f"{value:016x}"
 
 
 def _grey(image: Image.Image) -> Image.Image:

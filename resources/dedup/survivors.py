@@ -23,8 +23,6 @@ import polars as pl
 CRITERIA = ("policy", "retrieved_at", "priority")
 DEFAULT_ORDER: tuple[str, ...] = CRITERIA
 
-SOURCE_COLUMNS = ("source_id", "license", "consent", "retrieved_at", "priority")
-
 
 def survivor_rank(
     records: pl.DataFrame,

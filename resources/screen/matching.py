@@ -194,10 +194,6 @@ class Screener:
         self.low_information = pl.concat(skipped)
         """Perceptual entries too uniform to match by distance; they are not screened for."""
 
-    @property
-    def entry_count(self) -> int:
-        return sum(h.entries.height for h in self.lists)
-
     def match(self, hashes: pl.DataFrame) -> pl.DataFrame:
         """Every (record, list entry) match (MATCH_SCHEMA), one row per pair."""
         frames = [self._match_exact(hashes, t) for t in EXACT_TYPES]
@@ -251,23 +247,6 @@ class Screener:
             [rows, found.select("orientation", "record_hash", "distance"), matched],
             how="horizontal",
         )
-
-
-def matched_record_ids(matches: pl.DataFrame) -> set[str]:
-    return set(matches["record_id"].to_list())
-
-
-def summarize(matches: pl.DataFrame) -> pl.DataFrame:
-    """One row per matched record: its best match and how many entries it matched."""
-    return (
-        matches.sort("distance", "list_name", "entry_line")
-        .group_by("record_id", "source_id", "source_key", maintain_order=True)
-        .agg(
-            pl.len().alias("entries_matched"),
-            pl.col("list_name").unique().sort().str.join(",").alias("lists"),
-            *[pl.col(c).first() for c in ["hash_type", "distance", *_ENTRY_COLUMNS]],
-        )
-    )
 
 
 # -- the hash cache: hashes of every record ever screened, keyed by content-addressed id ------

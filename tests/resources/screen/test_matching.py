@@ -18,7 +18,6 @@ from resources.screen.matching import (
     hash_records,
     hash_with_cache,
     merge_cache,
-    summarize,
 )
 
 MAX_DISTANCE = ScreenConfig().max_distance
@@ -195,21 +194,10 @@ def test_hashes_and_matches_hold_no_content(tmp_path):
     records = _records([{"kind": "text", "text": secret, "record_id": text_record_id(secret)}])
     matches = _screen(tmp_path, [f"{normalized_sha256(secret)},sha256_text,t"], records)
     hashes = hash_records(records)
-    for frame in (hashes, matches, summarize(matches)):
+    for frame in (hashes, matches):
         assert "text" not in frame.columns
         dumped = frame.drop([c for c in frame.columns if c.endswith("_oriented")]).write_csv()
         assert secret not in dumped and secret.casefold() not in dumped
-
-
-def test_summarize_keeps_the_closest_match_per_record(tmp_path):
-    path = _image(tmp_path, "camera.png")
-    own = phash(Image.open(path))
-    records = _records([{"kind": "image", "image_path": path}])
-    rows = [f"{own ^ 0b111:016x},phash,far", f"{own ^ 0b1:016x},phash,near"]
-    summary = summarize(_screen(tmp_path, rows, records))
-    assert summary.height == 1
-    assert summary.row(0, named=True)["entries_matched"] == 2
-    assert summary.row(0, named=True)["entry_label"] == "near"
 
 
 def test_an_image_changed_since_ingest_is_flagged_and_still_matched(tmp_path):
