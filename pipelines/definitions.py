@@ -36,6 +36,12 @@ def build_defs(params_path: str | Path) -> dg.Definitions:
             jobs.nightly_rescreen(rescreen),
         ],
         sensors=[
+            # Dagster's own automation sensor starts stopped; eager stages need it running.
+            dg.AutomationConditionSensorDefinition(
+                "assay_automation",
+                target=dg.AssetSelection.all(),
+                default_status=dg.DefaultSensorStatus.RUNNING,
+            ),
             build_source_sensor(ingest_job, params_path),
             build_hashlist_sensor(rescreen, params_path),
         ],

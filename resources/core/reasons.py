@@ -1,7 +1,7 @@
 """The one vocabulary of reasons a record can be dropped for.
 
-Every drop in the ledger carries exactly one of these codes. The README's table is generated
-from this module's docstrings (``assay ledger reasons``), so the two never drift apart.
+Every drop in the ledger carries exactly one of these codes. ``assay ledger reasons`` prints
+them from this module's docstrings, and tests/test_readme.py holds docs/reasons.md to them.
 """
 
 from enum import StrEnum

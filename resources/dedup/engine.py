@@ -2,12 +2,12 @@
 
 1. Exact: records with the same normalized text (normalized_sha256) or the same decoded
    pixels form one group; the group's best-ranked member represents it.
-2. Near: text representatives get MinHash signatures (resources/minhash), bands chosen for
-   the recall target (choose_bands), candidate pairs from shared band keys (resources/lsh),
+2. Near: text representatives get MinHash signatures (minhash.py), bands chosen for
+   the recall target (choose_bands), candidate pairs from shared band keys (lsh.py),
    verified by Jaccard before anything is removed; image representatives are paired by pHash
-   within a Hamming distance (resources/imagededup).
+   within a Hamming distance (images.py, resources/core/hamming.py).
 3. Survivors: in provenance rank order a group is kept unless a verified edge links it to a
-   kept group (resources/clusters). Records already accepted by an earlier run come first
+   kept group (clusters.py). Records already accepted by an earlier run come first
    and are never removed: they may already be downstream.
 
 Every dropped record names the kept record it duplicates (record_id, source_id, source_key),

@@ -35,7 +35,7 @@ class DedupOutcome:
     audited: int
     """accepted records (with their text) the kept-duplicates audit looked among"""
     violations: pl.DataFrame
-    """pairs of kept records within the threshold, on a sample (dedup_audit.VIOLATION_SCHEMA)"""
+    """pairs of kept records within the threshold, on a sample (dedup.audit.VIOLATION_SCHEMA)"""
     data_version: str
     """digest of every declared source's output file"""
 

@@ -10,7 +10,7 @@ Blank lines and lines starting with ``#`` are skipped. Types:
 - ``sha256``, ``md5``: of the item's raw bytes (an image file's bytes, a text's UTF-8);
 - ``sha256_text``: ``normalize.normalized_sha256`` of a text (NFKC, casefold, whitespace);
 - ``phash``, ``dhash``: imagehash's 64-bit perceptual hashes (16 hex digits), matched within
-  a Hamming distance (see resources/screening.py).
+  a Hamming distance (see resources/screen/matching.py).
 
 A list's identity: an optional sidecar ``<stem>.meta.yaml`` beside it may give ``name``,
 ``version``, ``provider`` and, for a ``.txt`` list, ``type``. Without one, the name is the

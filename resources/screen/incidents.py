@@ -113,7 +113,7 @@ def build_incidents(
 ) -> pl.DataFrame:
     """One row per (record, list) match not reported before (INCIDENT_SCHEMA).
 
-    matches: screening.MATCH_SCHEMA rows; hashes: one row per record_id with its hashes;
+    matches: matching.MATCH_SCHEMA rows; hashes: one row per record_id with its hashes;
     occurrences: record_id, source_id, source_key; passes: earlier_passes(); later:
     later_stage_artifacts(); known_ids: incident ids already in the ledger.
     """

@@ -8,7 +8,7 @@ Two steps, so a re-screen against new lists need not decode every image again:
 2. ``Screener.match``: every (record, list entry) pair that matches. sha256, md5 and
    sha256_text match by equality (a hash join). phash and dhash match when some orientation of
    the record's image is within the type's Hamming distance of the entry, found through a
-   multi-index-hashing index (resources/hamming_index.py) rather than a scan of the list.
+   multi-index-hashing index (resources/core/hamming.py) rather than a scan of the list.
 
 A record whose bytes cannot be read, or whose image cannot be decoded, cannot be screened; it
 is reported in ``hash_error`` so the caller can hold it back rather than pass it unscreened.

@@ -4,7 +4,7 @@ No NER model is installed on assay's machines, so names are found by shape: a ca
 that is a known first name, optionally a middle initial, then capitalized words that are known
 surnames (or, at a lower score, any capitalized word that is not a stop word). A title
 (Mr, Dr, Frau, ...) followed by a known first name or surname also counts. Recall on held-out
-locales is measured in bench/pii.py and stated in the README.
+locales is measured in bench/pii.py and stated in docs/scrub.md.
 """
 
 import importlib

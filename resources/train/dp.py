@@ -8,6 +8,7 @@ anyone can recompute it from the recorded parameters with ``epsilon_from_history
 """
 
 import importlib
+import io
 import random
 import time
 import warnings
@@ -264,8 +265,12 @@ def save_model(
         "opacus_fixed": opacus_fixed,
         "state_dict": state,
     }
+    # Through a buffer: saved to a file, torch names the archive's root after the file, and an
+    # atomic write's temporary name would make the same weights give different bytes.
+    buffer = io.BytesIO()
+    torch.save(saved, buffer)
     with atomic_path(path) as tmp:
-        torch.save(saved, tmp)
+        tmp.write_bytes(buffer.getvalue())
     return file_sha256(path)
 
 

@@ -2,7 +2,7 @@
 
 ``plan_run`` fixes what will be trained on (and so the training-set digest the privacy budget
 is kept against) without training anything; the caller checks the budget with
-``dp_training.check_budget`` and only then calls ``execute``.
+``dp.check_budget`` and only then calls ``execute``.
 """
 
 import hashlib

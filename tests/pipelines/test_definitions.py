@@ -21,6 +21,8 @@ def test_definitions_load_and_wire_the_graph(project):
     checks = {key.name for key in graph.asset_check_keys if key.asset_key == ingest}
     assert "conservation" in checks
     assert defs.resolve_sensor_def("source_change_sensor")
+    automation = defs.resolve_sensor_def("assay_automation")
+    assert automation.default_status == dg.DefaultSensorStatus.RUNNING
     assert defs.resolve_schedule_def("nightly_full_run").cron_schedule == "0 3 * * *"
     assert defs.resolve_schedule_def("nightly_rescreen").cron_schedule == "0 4 * * *"
     for key in graph.get_all_asset_keys():

@@ -235,3 +235,13 @@ def test_batch_memory_manager_splits_logical_batches_without_extra_privacy_steps
     assert max(sizes) <= 3 and len(sizes) > 6  # physical batches
     assert result.steps == 6  # logical steps: what the accountant counts
     assert result.history == [(1.0, 1 / 3, 6)]
+
+
+def test_the_same_weights_save_to_the_same_bytes_under_any_name(tmp_path):
+    model = build_byte_lm_seeded(0)
+    spec = "resources.train.default_model:build_byte_lm"
+    first = save_model(model, tmp_path / "a" / "model.pt", spec, TINY)
+    second = save_model(model, tmp_path / "b" / "other-name.pt", spec, TINY)
+    assert first == second
+    loaded, _ = load_model(tmp_path / "b" / "other-name.pt", expected_sha256=first)
+    assert loaded.state_dict().keys() == model.state_dict().keys()
