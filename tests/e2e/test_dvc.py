@@ -133,6 +133,6 @@ def test_dvc_repro_in_a_fresh_checkout(checkout: Path):
         "SELECT count(DISTINCT run_id) AS n FROM stage_counts WHERE stage = 'ingest'"
     ).item()
     assert runs == 2 * len(params["sources"])
-    assert "Running stage 'screen'" in third.stdout  # its input changed
+    assert "Running stage 'scrub'" in third.stdout  # its input changed
     status = dvc(checkout, "status")
     assert "up to date" in status.stdout, status.stdout
