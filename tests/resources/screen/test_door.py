@@ -25,7 +25,8 @@ DATA = Path(skimage.data.__file__).parent
 LISTED_TEXT = "A stand-in for a listed text, known to the hotline by its normalized hash."
 TEXT_COPIES = {
     "exact.txt": LISTED_TEXT,
-    "spaced.txt": "  A  stand-in for a listed\ttext,\nknown to the hotline by its normalized hash. ",
+    "spaced.txt": "  A  stand-in for a listed\ttext,\nknown to the hotline by its normalized"
+    " hash. ",
     "upper.txt": LISTED_TEXT.upper(),
     "exact-again.txt": LISTED_TEXT,  # a byte-identical duplicate is reported too
     "other.txt": "An ordinary essay about rivers that no list names.",

@@ -130,12 +130,12 @@ def test_no_usable_list_fails_closed_unless_no_list_is_wanted(tmp_path):
 def test_a_file_that_is_no_list_is_an_error_naming_it(tmp_path):
     # demo.CSV is not *.csv: a folder holding only it used to screen against nothing.
     _write(tmp_path / "demo.CSV", f"hash,type\n{SHA},sha256\n")
-    with pytest.raises(HashListError, match="demo.CSV"):
+    with pytest.raises(HashListError, match=r"demo\.CSV"):
         load_lists(tmp_path)
-    with pytest.raises(HashListError, match="demo.CSV"):
+    with pytest.raises(HashListError, match=r"demo\.CSV"):
         load_lists(tmp_path, required=False)
     _write(tmp_path / "ok.csv", f"hash,type\n{SHA},sha256\n")
     _write(tmp_path / "ok.meta.yaml", "version: '1'\n")
     _write(tmp_path / "notes.md", "not a list")
-    with pytest.raises(HashListError, match="notes.md"):
+    with pytest.raises(HashListError, match=r"notes\.md"):
         load_lists(tmp_path)

@@ -108,7 +108,7 @@ def rescreened(tmp_path_factory):
 
 
 def test_a_later_list_purges_the_record_from_every_artifact(rescreened):
-    corpus, ledger, target, listed, before, outcome = rescreened
+    corpus, _, target, listed, _, outcome = rescreened
     assert outcome.purged_record_ids == [target]
     stages = {Path(p["path"]).relative_to(corpus.data_dir).parts[0] for p in outcome.purges}
     assert stages == {"ingest", "dedup", "scrub"}
@@ -125,7 +125,7 @@ def test_a_later_list_purges_the_record_from_every_artifact(rescreened):
 
 
 def test_each_purge_and_taint_is_in_the_ledger(rescreened):
-    corpus, ledger, target, _, before, outcome = rescreened
+    _, ledger, target, _, before, outcome = rescreened
     purges = ledger.query("SELECT * FROM purges ORDER BY path")
     assert purges.height == len(outcome.purges) >= 4
     for row in purges.iter_rows(named=True):
