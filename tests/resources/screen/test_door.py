@@ -1,5 +1,7 @@
 """Screening at the door: every altered copy of a listed item is an incident, none is written."""
 
+import csv
+import json
 import os
 import shutil
 from datetime import UTC, datetime
@@ -19,6 +21,7 @@ from resources.ingest.stage import Screening, ingest_source
 from resources.screen.config import ScreenConfig
 from resources.screen.door import listed_in_output
 from resources.screen.hashlists import HashListError
+from resources.screen.incidents import export_incidents
 from resources.screen.matching import read_hash_cache
 
 DATA = Path(skimage.data.__file__).parent
@@ -126,6 +129,24 @@ def test_every_altered_copy_is_an_incident_and_none_is_written(tmp_path):
     again = _ingest_all(corpus, CONFIG, ledger)
     assert sum(o.incidents for o in again.values()) == 0  # nothing reported twice
     assert ledger.verify().ok
+
+
+def test_the_hotline_export_names_every_occurrence_and_holds_no_content(tmp_path):
+    corpus = _corpus(tmp_path)
+    ledger = Ledger(tmp_path / "data" / "ledger.duckdb")
+    _ingest_all(corpus, CONFIG, ledger)
+    json_path, csv_path = export_incidents(ledger, tmp_path / "export")
+    with csv_path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == LISTED_COPIES
+    assert {r["location"].rsplit("/", 1)[-1] for r in rows if r["source_id"] == "images"} == set(
+        IMAGE_COPIES
+    )
+    assert all(r["entry_hash"] and r["list_name"] == "hotline" for r in rows)
+    report = json.loads(json_path.read_text())
+    assert report["counts"]["incidents"] == LISTED_COPIES
+    for text in TEXT_COPIES.values():
+        assert text not in json_path.read_text() and text not in csv_path.read_text()
 
 
 def test_the_check_reads_back_what_was_written(tmp_path):
