@@ -27,7 +27,7 @@ from resources.ingest.readers import READERS, Item, ReadSpec, reject
 from resources.screen.config import ScreenConfig
 from resources.screen.door import Door, Screened, move_to_quarantine
 from resources.screen.incidents import known_incident_ids
-from resources.screen.matching import merge_cache, read_hash_cache, write_hash_cache
+from resources.screen.matching import add_to_hash_cache
 
 STAGE = "ingest"
 
@@ -192,8 +192,7 @@ def ingest_source(
             dropped.update(passed.drops["reason"].to_list())
     # Every record's hashes, matched or not (no content), so a later list can still match it.
     if hashes:
-        cache = read_hash_cache(screening.cache_path)
-        write_hash_cache(merge_cache(cache, pl.concat(hashes)), screening.cache_path)
+        add_to_hash_cache(pl.concat(hashes), screening.cache_path)
     content_sha256 = content_digest({f.name: file_sha256(f.path) for f in files})
     matched = pl.concat(quarantined) if quarantined else None
     moves = _move_matched(screening, matched, source, root) if matched is not None else []
