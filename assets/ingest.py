@@ -1,4 +1,5 @@
-"""ingest: one partition per source; reads it into records, drops what cannot go on."""
+"""ingest: one partition per source; reads it into records, screens them at the door, drops what
+cannot go on."""
 
 import dagster as dg
 
@@ -6,6 +7,25 @@ from assets.factory import StageResult, StageRun, stage_asset
 from pipelines.params import Params
 from resources.core.storage import data_version
 from resources.ingest.stage import STAGE, run
+from resources.screen.door import listed_in_output
+
+NO_LISTED_CONTENT = dg.AssetCheckSpec(
+    "no_listed_content",
+    asset=STAGE,
+    blocking=True,
+    description="No record ingest wrote matches a hash list on disk, and every one was hashed",
+)
+
+
+def no_listed_content(params: Params, source_id: str) -> dg.AssetCheckResult:
+    """Reads back what ingest wrote and matches it against the lists as they are now."""
+    matches, unhashable = listed_in_output(params.screen, params.corpus(), STAGE, [source_id])
+    return dg.AssetCheckResult(
+        check_name="no_listed_content",
+        passed=matches.is_empty() and unhashable == 0,
+        description="nothing in data/ingest matches a hash list; every record was hashed",
+        metadata={"matches": matches.height, "unhashable": unhashable},
+    )
 
 
 def build_ingest_asset(params: Params) -> dg.AssetsDefinition:
@@ -15,18 +35,23 @@ def build_ingest_asset(params: Params) -> dg.AssetsDefinition:
         params,
         name=STAGE,
         upstream=None,
-        code_version="ingest-1",
+        code_version="ingest-2",
+        checks=[NO_LISTED_CONTENT],
         partitions_def=dg.StaticPartitionsDefinition(params.source_ids),
     )
     def ingest(stage: StageRun) -> StageResult:
-        """Read one source's files in bounded batches into data/ingest/<source>.parquet.
+        """Read one source's files in bounded batches, screen every item against every hash
+        list, and write what passes to data/ingest/<source>.parquet.
 
         Every item read becomes a record or a drop with a reason (malformed, encoding,
-        unreadable, too_large, empty, outside_root, license_disallowed, no_consent).
+        unreadable, too_large, empty, outside_root, license_disallowed, no_consent,
+        harmful_hash_match, content_changed). A match is quarantined (hashes, location, list
+        entry; never bytes) and reported as an incident per occurrence.
         """
         source_id = stage.context.partition_key
+        params = stage.params
         outcome = run(
-            stage.params.ingest, stage.ledger, stage.run_id, stage.params.corpus(), source_id
+            params.ingest, stage.ledger, stage.run_id, params.corpus(), source_id, params.screen
         )
         return StageResult(
             metadata={
@@ -34,6 +59,9 @@ def build_ingest_asset(params: Params) -> dg.AssetsDefinition:
                 "records_out": outcome.kept,
                 "dropped": dg.MetadataValue.json(outcome.dropped),
                 "files": outcome.files,
+                "quarantined": outcome.quarantined,
+                "new_incidents": outcome.incidents,
+                "moved_to_quarantine": outcome.moved,
                 "source_content_sha256": outcome.content_sha256,
                 "path": dg.MetadataValue.path(str(outcome.artifact.path)),
                 "sha256": outcome.artifact.sha256,
@@ -41,6 +69,7 @@ def build_ingest_asset(params: Params) -> dg.AssetsDefinition:
             data_version=data_version({source_id: outcome.artifact.sha256}),
             row_count=outcome.kept,
             counted_sources=[source_id],
+            checks=[no_listed_content(params, source_id)],
         )
 
     return ingest

@@ -14,18 +14,28 @@ Part 3, scale: 1M records (8 orientation hashes each, synthetic) against a 1M-en
 and 1M records' sha256 against a 1M-entry sha256 list, through Screener.match; the linear scan
 baseline runs on a subset, side by side, and the ratio is printed.
 
+Part 4, the door: records/s of ingest (resources.ingest.stage.ingest_source, reading, ledger
+and Parquet included) with the door screening every item against a list, side by side with
+the same ingest whose door lets everything through unhashed (a stand-in used only here), for a
+JSONL source of short texts and a folder of photographs (JPEG/PNG copies of the skimage
+photos). The list holds --door-entries sha256, sha256_text and phash entries.
+
 Run: nice -n 10 .venv/bin/python bench/screen.py [--records N] [--entries N]
+     nice -n 10 .venv/bin/python bench/screen.py --door-only [--door-texts N --door-images N]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
+import shutil
 import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -35,11 +45,18 @@ from PIL import Image, ImageDraw, ImageEnhance
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from resources.core.corpus import Corpus, Policy, Source
 from resources.core.hamming import linear_scan
+from resources.core.ledger import Ledger
 from resources.core.perceptual import phash
+from resources.core.records import DROP_SCHEMA
+from resources.ingest.readers import ReadSpec
+from resources.ingest.stage import Screening, ingest_source
 from resources.screen.config import ScreenConfig
+from resources.screen.door import Door, Screened
 from resources.screen.hashlists import DHASH, PHASH, SHA256, HashList, load_lists
-from resources.screen.matching import Screener, hash_records
+from resources.screen.incidents import INCIDENT_SCHEMA
+from resources.screen.matching import HASH_SCHEMA, MATCH_SCHEMA, Screener, hash_records
 
 MAX_DISTANCE = ScreenConfig().max_distance
 
@@ -386,13 +403,132 @@ def _clock():
     clock.wall, clock.cpu = time.perf_counter() - wall, time.process_time() - cpu
 
 
+class _OpenDoor(Door):
+    """The baseline: a door that passes every record without hashing or matching it."""
+
+    def screen(self, records: pl.DataFrame, known_ids: set[str]) -> Screened:
+        string = pl.String()
+        return Screened(
+            passed=[True] * records.height,
+            hashes=pl.DataFrame(schema=HASH_SCHEMA),
+            matches=pl.DataFrame(schema=MATCH_SCHEMA),
+            drops=pl.DataFrame(schema=DROP_SCHEMA),
+            quarantine=pl.DataFrame(schema={"source_id": string, "source_key": string}),
+            incidents=pl.DataFrame(schema=INCIDENT_SCHEMA),
+        )
+
+
+def _door_corpus(root: Path, texts: int, images: int, entries: int) -> Corpus:
+    rng = np.random.default_rng(11)
+    words = np.array(
+        [
+            "the",
+            "of",
+            "and",
+            "to",
+            "river",
+            "stone",
+            "cloud",
+            "paper",
+            "seven",
+            "quiet",
+            "ledger",
+            "hash",
+        ]
+    )
+    with (root / "texts.jsonl").open("w") as f:
+        for i in range(texts):
+            text = " ".join(rng.choice(words, rng.integers(8, 40)))
+            f.write(json.dumps({"id": f"t{i}", "text": f"{i} {text}"}) + "\n")
+    folder = root / "photos"
+    folder.mkdir()
+    photos = [image for _, image in photographs()]
+    for i in range(images):
+        image = photos[i % len(photos)]
+        scale = 0.5 + 0.5 * (i // len(photos) % 2)
+        image = image.resize((max(8, int(image.width * scale)), max(8, int(image.height * scale))))
+        fmt = "JPEG" if i % 2 else "PNG"
+        image.save(folder / f"p{i}.{fmt.lower()}", fmt, **({"quality": 80} if i % 2 else {}))
+    lists = root / "lists"
+    lists.mkdir()
+    with (lists / "bench.csv").open("w") as f:
+        f.write("hash,type\n")
+        for hash_type in ("sha256", "sha256_text"):
+            f.writelines(f"{rng.bytes(32).hex()},{hash_type}\n" for _ in range(entries))
+        f.writelines(f"{int(v):016x},phash\n" for v in _random_hex(rng, entries))
+    sources = tuple(
+        Source(
+            id=name,
+            path=path,
+            format=fmt,
+            text_field="text",
+            id_field="id" if fmt == "jsonl" else None,
+            license="CC0-1.0",
+            consent="public_domain",
+            uri=f"file:///{name}",
+            retrieved_at=datetime(2026, 1, 1, tzinfo=UTC),
+            owner="bench@example.org",
+        )
+        for name, path, fmt in (("texts", "texts.jsonl", "jsonl"), ("photos", "photos", "image"))
+    )
+    return Corpus(root, root / "data", sources, Policy())
+
+
+def _ingest_rate(corpus: Corpus, source: Source, screening: Screening) -> tuple[int, float]:
+    if corpus.data_dir.exists():
+        shutil.rmtree(corpus.data_dir)
+    ledger = Ledger(corpus.data_dir / "ledger.duckdb")
+    spec = ReadSpec(source.text_field, source.id_field, 10_000_000, 10_000)
+    start = time.perf_counter()
+    outcome = ingest_source(
+        source,
+        corpus.resolve(source.path),
+        corpus.policy,
+        spec,
+        corpus.output("ingest", source.id),
+        ledger,
+        "bench",
+        screening,
+    )
+    return outcome.read, time.perf_counter() - start
+
+
+def door(texts: int, images: int, entries: int) -> None:
+    print(f"\n== the door: ingest records/s, list of {3 * entries:,} entries ==")
+    config = ScreenConfig(hashlists_dir="lists", hash_cache="data/cache/hashes.parquet")
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+        corpus = _door_corpus(Path(tmp), texts, images, entries)
+        start = time.perf_counter()
+        screening = Screening.from_config(config, corpus)
+        print(f"  lists loaded and indexed in {time.perf_counter() - start:.2f} s (once per run)")
+        d = screening.door
+        unscreened = Screening(_OpenDoor(d.lists, d.screener, d.base_dir), screening.cache_path)
+        print(
+            f"  {'source':<8}{'records':>9}{'screened r/s':>14}{'unscreened r/s':>16}{'ratio':>8}"
+        )
+        for source in corpus.sources:
+            n, with_door = _ingest_rate(corpus, source, screening)
+            _, without = _ingest_rate(corpus, source, unscreened)
+            print(
+                f"  {source.id:<8}{n:>9,}{n / with_door:>14,.0f}{n / without:>16,.0f}"
+                f"{with_door / without:>7.2f}x"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--subset", type=int, default=1_000)
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--door-only", action="store_true")
+    parser.add_argument("--door-texts", type=int, default=50_000)
+    parser.add_argument("--door-images", type=int, default=200)
+    parser.add_argument("--door-entries", type=int, default=100_000)
     args = parser.parse_args()
+    door(args.door_texts, args.door_images, args.door_entries)
+    if args.door_only:
+        return
     robustness()
     mirror_guess()
     if not args.skip_scale:

@@ -192,7 +192,9 @@ def incidents(export_dir: str | None, params_file: str, as_json: bool) -> None:
             pl.col("incident_id").str.slice(0, 12), pl.col("affected_artifacts").list.len()
         )
         shown = ["incident_id", "kind", "detected_at", "list_name", "hash_type", "distance"]
-        print_frame(rows.select(*shown, "sources", "affected_artifacts"), "incidents")
+        print_frame(
+            rows.select(*shown, "source_id", "source_key", "affected_artifacts"), "incidents"
+        )
     console.print(f"{report['counts']['incidents']} incident(s): {report['counts']['by_kind']}")
     for path in exported:
         console.print(f"exported {path}")

@@ -6,6 +6,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 )
 
 INGEST = "ingest"
+RESCREEN = "rescreen"
 
 
 def ingest_job(partitions: dg.PartitionsDefinition) -> AssetJob:
@@ -17,13 +18,15 @@ def ingest_job(partitions: dg.PartitionsDefinition) -> AssetJob:
 def curate_job() -> AssetJob:
     """Every stage after ingest, over all sources at once."""
     return dg.define_asset_job(
-        "curate_job", selection=dg.AssetSelection.all() - dg.AssetSelection.assets(INGEST)
+        "curate_job",
+        selection=dg.AssetSelection.all() - dg.AssetSelection.assets(INGEST, RESCREEN),
     )
 
 
 def rescreen_job() -> AssetJob:
-    """The screen stage alone: what the hash-list sensor runs when a list changes."""
-    return dg.define_asset_job("rescreen_job", selection=dg.AssetSelection.assets("screen"))
+    """rescreen alone: what the hash-list sensor and the nightly schedule run. The stages its
+    purge touched re-run by their automation."""
+    return dg.define_asset_job("rescreen_job", selection=dg.AssetSelection.assets(RESCREEN))
 
 
 def nightly_full_run(job: AssetJob, source_ids: list[str]) -> dg.ScheduleDefinition:
@@ -44,7 +47,7 @@ def nightly_full_run(job: AssetJob, source_ids: list[str]) -> dg.ScheduleDefinit
 
 
 def nightly_rescreen(job: AssetJob) -> dg.ScheduleDefinition:
-    """Re-screens every accepted record at 04:00 UTC, after the nightly ingest."""
+    """Re-screens every record ever ingested at 04:00 UTC, after the nightly ingest."""
     return dg.ScheduleDefinition(
         name="nightly_rescreen",
         job=job,

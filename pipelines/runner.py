@@ -14,7 +14,7 @@ import polars as pl
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pipelines.jobs import INGEST
+from pipelines.jobs import INGEST, RESCREEN
 from pipelines.output import print_frame
 from pipelines.params import load_params
 from resources.core import audit
@@ -52,14 +52,17 @@ def run_pipeline(params_file: str, selection: list[str] | None, console: Console
     params = load_params(params_file)
     defs = build_defs(params_file)
     names = [key.to_user_string() for key in defs.resolve_all_asset_keys()]
-    selected = selection or names
+    # The chain by default; rescreen (a job of its own) only when selected.
+    selected = selection or [n for n in names if n != RESCREEN]
     unknown = sorted(set(selected) - set(names))
     if unknown:
         raise ValueError(f"unknown asset(s) {unknown}; known: {names}")
     steps = [(INGEST, s) for s in params.source_ids] if INGEST in selected else []
-    downstream = [n for n in names if n in selected and n != INGEST]
+    downstream = [n for n in names if n in selected and n not in (INGEST, RESCREEN)]
     instance = dg.DagsterInstance.get()
     failures = _execute(defs, steps, downstream, instance, console)
+    if RESCREEN in selected and not failures:
+        failures += _rescreen(defs, instance)
     print_summary(Ledger(params.ledger_path), console)
     for failure in failures:
         console.print(f"[red]failed[/] {failure}", soft_wrap=True)
@@ -104,6 +107,13 @@ def _execute(
             progress.advance(task)
         progress.update(task, description="assay run: done" if not failures else "assay run")
     return failures
+
+
+def _rescreen(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[str]:
+    result = defs.resolve_job_def("rescreen_job").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=QUIET
+    )
+    return [] if result.success else [f"rescreen: {_failure_message(result)}"]
 
 
 def _failure_message(result: dg.ExecuteInProcessResult) -> str:

@@ -1,10 +1,10 @@
-"""Hash-list sensor: a new, changed or removed list re-screens every record ever screened.
+"""Hash-list sensor: a new, changed or removed list re-screens every record ever ingested.
 
 Its cursor maps each list file to the sha256 of the list and its sidecar. On the first tick
-(no cursor yet) it compares the lists on disk with those the last screen run used, from the
-ledger, so a list that changed while the sensor was off is not missed. The screen asset then
-matches the hashes of every record it ever screened, so records earlier outputs passed are
-covered, and a new match among them becomes a retroactive incident.
+(no cursor yet) it compares the lists on disk with those the last screening (ingest or
+rescreen) used, from the ledger, so a list that changed while the sensor was off is not
+missed. The rescreen job then matches the hash cache of every record ever ingested; a new
+match among records earlier runs passed is a retroactive incident, purged and tainted.
 """
 
 import json
@@ -23,8 +23,8 @@ from sensors.base import changes, running_sensor
 
 
 def lists_differ_from_last_screen(params: Params) -> bool | None:
-    """Whether the list files on disk differ from those the last screen run used (by sha256);
-    None when no screen run is in the ledger (then there is nothing to re-screen)."""
+    """Whether the list files on disk differ from those the last screening used (by sha256);
+    None when nothing was screened yet (then there is nothing to re-screen)."""
     if not params.ledger_path.exists():
         return None
     try:

@@ -45,14 +45,15 @@ def ingest_all(params: Params, run_id: str = "test-run") -> None:
     from resources.core.ledger import Ledger
     from resources.core.storage import stage_path
     from resources.ingest.readers import ReadSpec
-    from resources.ingest.stage import ingest_source
+    from resources.ingest.stage import Screening, ingest_source
 
     ledger = Ledger(params.ledger_path)
+    screening = Screening.from_config(params.screen, params.corpus())
     for source in params.sources:
         spec = ReadSpec(source.text_field, source.id_field, params.ingest.max_record_bytes)
         out = stage_path(params.data_dir, "ingest", source.id)
         root = params.resolve(source.path)
-        ingest_source(source, root, params.policy, spec, out, ledger, run_id)
+        ingest_source(source, root, params.policy, spec, out, ledger, run_id, screening)
 
 
 @pytest.fixture(scope="module")

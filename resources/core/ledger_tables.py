@@ -69,12 +69,30 @@ TABLES: dict[str, str] = {
         " hash_type VARCHAR, entry_hash VARCHAR, entry_label VARCHAR, distance BIGINT,"
         " run_id VARCHAR"
     ),
+    # One row per matched occurrence (record, source, source_key) and list; hashes and the
+    # location only. kind: new (caught at the door) or retroactive (a later list, rescreen).
     "incidents": (
-        "incident_id VARCHAR, kind VARCHAR, record_id VARCHAR, sha256 VARCHAR, md5 VARCHAR,"
+        "incident_id VARCHAR, kind VARCHAR, record_id VARCHAR, source_id VARCHAR,"
+        " source_key VARCHAR, location VARCHAR, sha256 VARCHAR, md5 VARCHAR,"
         " sha256_text VARCHAR, phash VARCHAR, dhash VARCHAR, list_name VARCHAR,"
         " list_version VARCHAR, list_sha256 VARCHAR, hash_type VARCHAR, entry_hash VARCHAR,"
-        " entry_label VARCHAR, distance BIGINT, entries_matched BIGINT, occurrences BIGINT,"
-        " sources VARCHAR, affected_artifacts VARCHAR, run_id VARCHAR"
+        " entry_label VARCHAR, distance BIGINT, entries_matched BIGINT,"
+        " affected_artifacts VARCHAR, run_id VARCHAR"
+    ),
+    # rescreen: an artifact rewritten without records a later list matched.
+    "purges": (
+        "path VARCHAR, old_sha256 VARCHAR, new_sha256 VARCHAR, rows_removed BIGINT,"
+        " record_ids VARCHAR, incident_ids VARCHAR, run_id VARCHAR"
+    ),
+    # rescreen: a training run whose training set held a record a later list matched.
+    "tainted_runs": (
+        "training_run_id VARCHAR, incident_id VARCHAR, record_id VARCHAR, role VARCHAR,"
+        " run_id VARCHAR"
+    ),
+    # screen.quarantine_dir: a matched source file moved out of its source folder.
+    "quarantine_moves": (
+        "source_id VARCHAR, source_key VARCHAR, from_path VARCHAR, to_path VARCHAR,"
+        " sha256 VARCHAR, incident_ids VARCHAR, run_id VARCHAR"
     ),
     "artifact_records": (
         "artifact_sha256 VARCHAR, stage VARCHAR, source_id VARCHAR, record_id VARCHAR,"

@@ -1,6 +1,8 @@
-"""Ingest engine: list a source's files, read them, apply the source policy, batch records.
+"""Ingest engine: list a source's files, read them, apply the source policy, screen, batch.
 
 Batches are DataFrames of bounded size, so a source of any size streams through in flat memory.
+Every batch passes the door (resources/screen/door.py) before anything is written: a record
+matching a known-harmful hash list is dropped and quarantined (hashes only), never written.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from resources.core.storage import Artifact, artifact, atomic_path, file_sha256
 from resources.ingest.config import IngestConfig
 from resources.ingest.files import SourceFile, content_digest, list_files
 from resources.ingest.readers import READERS, Item, ReadSpec, reject
+from resources.screen.config import ScreenConfig
+from resources.screen.door import Door, Screened, move_to_quarantine
+from resources.screen.incidents import known_incident_ids
+from resources.screen.matching import add_to_hash_cache
 
 STAGE = "ingest"
 
@@ -105,12 +111,37 @@ class IngestOutcome:
     artifact: Artifact
     content_sha256: str
     files: int
+    incidents: int = 0
+    """New incidents raised at the door (one per matched occurrence and list)."""
+    quarantined: int = 0
+    """Occurrences dropped as harmful_hash_match."""
+    moved: int = 0
+    """Matched source files moved to screen.quarantine_dir."""
+
+
+@dataclass(frozen=True)
+class Screening:
+    """What ingest needs to screen at the door, and where it keeps the hashes."""
+
+    door: Door
+    cache_path: Path
+    quarantine_dir: Path | None = None
+
+    @classmethod
+    def from_config(cls, config: ScreenConfig, corpus: Corpus) -> Screening:
+        quarantine = corpus.resolve(config.quarantine_dir) if config.quarantine_dir else None
+        return cls(Door.open(config, corpus), corpus.resolve(config.hash_cache), quarantine)
 
 
 def run(
-    config: IngestConfig, ledger: Ledger, run_id: str, corpus: Corpus, source_id: str
+    config: IngestConfig,
+    ledger: Ledger,
+    run_id: str,
+    corpus: Corpus,
+    source_id: str,
+    screen: ScreenConfig,
 ) -> IngestOutcome:
-    """Stream one source into data/ingest/<source_id>.parquet and the ledger, batch by batch."""
+    """Screen and stream one source into data/ingest/<source_id>.parquet and the ledger."""
     source = corpus.source(source_id)
     spec = ReadSpec(source.text_field, source.id_field, config.max_record_bytes, config.batch_size)
     return ingest_source(
@@ -121,6 +152,7 @@ def run(
         corpus.output(STAGE, source.id),
         ledger,
         run_id,
+        Screening.from_config(screen, corpus),
     )
 
 
@@ -132,32 +164,76 @@ def ingest_source(
     out_path: Path,
     ledger: Ledger,
     run_id: str,
+    screening: Screening,
 ) -> IngestOutcome:
-    """Stream one source (found at ``root``) into ``out_path`` and the ledger, batch by batch."""
+    """Stream one source (found at ``root``) into ``out_path`` and the ledger, batch by batch,
+    each batch screened at the door first."""
     files, escaped = list_files(root, source.format, source.glob)
     items = apply_policy(
         chain(escaped, read_items(files, source.format, spec)), policy_refusal(source, policy)
     )
-    kept, dropped = 0, Counter()
+    door = screening.door
+    known = known_incident_ids(ledger)
+    kept, incidents, dropped = 0, 0, Counter()
+    hashes, quarantined = [], []
     # One writer for the whole source: a connection per batch would cost a third of the time.
     with ParquetSink(out_path) as sink, ledger.writer() as writer:
+        writer.append("hash_lists", door.list_rows(), run_id)
         for batch in batches(items, source.id, spec.batch_rows):
-            sink.write(batch.records)
-            writer.append_many(
-                [("records", _ledger_records(batch)), ("drops", _ledger_drops(batch))], run_id
-            )
-            kept += batch.records.height
-            dropped.update(batch.drops["reason"].to_list())
+            screened = door.screen(batch.records, known)
+            passed = _passed(batch, screened)
+            sink.write(passed.records)
+            writer.append_many(_screened_rows(passed, screened), run_id)
+            known |= set(screened.incidents["incident_id"])
+            hashes.append(screened.hashes)
+            quarantined.append(screened.quarantine)
+            kept += passed.records.height
+            incidents += screened.incidents.height
+            dropped.update(passed.drops["reason"].to_list())
+    # Every record's hashes, matched or not (no content), so a later list can still match it.
+    if hashes:
+        add_to_hash_cache(pl.concat(hashes), screening.cache_path)
+    content_sha256 = content_digest({f.name: file_sha256(f.path) for f in files})
+    matched = pl.concat(quarantined) if quarantined else None
+    moves = _move_matched(screening, matched, source, root) if matched is not None else []
     outcome = IngestOutcome(
         read=kept + sum(dropped.values()),
         kept=kept,
         dropped=dict(sorted(dropped.items())),
         artifact=artifact(out_path, STAGE, source.id, kept),
-        content_sha256=content_digest({f.name: file_sha256(f.path) for f in files}),
+        content_sha256=content_sha256,
         files=len(files) + len(escaped),
+        incidents=incidents,
+        quarantined=0 if matched is None else matched.select("source_id", "source_key").n_unique(),
+        moved=len(moves),
     )
-    _record_outcome(ledger, source, outcome, run_id)
+    _record_outcome(ledger, source, outcome, run_id, moves)
     return outcome
+
+
+def _passed(batch: Batch, screened: Screened) -> Batch:
+    """The batch with only the records the door let through, its drops joined."""
+    mask = pl.Series(screened.passed, dtype=pl.Boolean())
+    sizes = [size for size, ok in zip(batch.sizes, screened.passed, strict=True) if ok]
+    return Batch(batch.records.filter(mask), pl.concat([batch.drops, screened.drops]), sizes)
+
+
+def _screened_rows(passed: Batch, screened: Screened) -> list[tuple[str, pl.DataFrame]]:
+    return [
+        ("records", _ledger_records(passed)),
+        ("drops", _ledger_drops(passed)),
+        ("screen_matches", screened.matches.drop("source_id", "source_key")),
+        ("quarantine", screened.quarantine),
+        ("incidents", screened.incidents),
+    ]
+
+
+def _move_matched(
+    screening: Screening, matched: pl.DataFrame, source: Source, root: Path
+) -> list[dict]:
+    if screening.quarantine_dir is None:
+        return []
+    return move_to_quarantine(matched, source.format, root, screening.quarantine_dir)
 
 
 def policy_refusal(source: Source, policy: Policy) -> tuple[Reason, str] | None:
@@ -200,7 +276,9 @@ def _ledger_drops(batch: Batch) -> pl.DataFrame:
     return batch.drops.with_columns(pl.lit(STAGE).alias("stage"))
 
 
-def _record_outcome(ledger: Ledger, source: Source, outcome: IngestOutcome, run_id: str) -> None:
+def _record_outcome(
+    ledger: Ledger, source: Source, outcome: IngestOutcome, run_id: str, moves: list[dict]
+) -> None:
     source_row = {
         "source_id": source.id,
         "uri": source.uri,
@@ -224,6 +302,7 @@ def _record_outcome(ledger: Ledger, source: Source, outcome: IngestOutcome, run_
             ("sources", [source_row]),
             ("stage_counts", [counts]),
             ("artifacts", [outcome.artifact.row()]),
+            ("quarantine_moves", moves),
         ],
         run_id,
     )

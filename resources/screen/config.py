@@ -11,6 +11,14 @@ class ScreenConfig(Section):
     hash_cache: str = "data/cache/screen_hashes.parquet"
     """Hashes (never content) of every record ever screened, so a re-screen after a list
     changes need not decode the corpus again, and covers records earlier outputs held."""
+    require_lists: bool = True
+    """Screening with no usable list is an error (a missing or empty folder, or one whose
+    files are not lists, would let every harmful item pass). Set False only to say
+    explicitly that no list is wanted."""
+    quarantine_dir: str | None = None
+    """When set, a matched item that is a whole source file (an image, a .txt) is moved out of
+    its source folder into <quarantine_dir>/<source_id>/ (mode 0700), and the move is
+    recorded in the ledger. Off by default: the sources are the user's."""
     phash_max_distance: int = Field(10, ge=0, le=31)
     dhash_max_distance: int = Field(8, ge=0, le=31)
     dhash_min_minority_bits: int = Field(12, ge=0, le=32)

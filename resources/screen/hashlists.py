@@ -102,6 +102,17 @@ def list_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix in LIST_SUFFIXES)
 
 
+def unrecognized_files(directory: Path) -> list[Path]:
+    """Entries of the folder that are neither a list nor a list's sidecar.
+
+    Suffixes are matched exactly: ``demo.CSV`` is not a list, and a folder holding only it
+    would otherwise screen against nothing.
+    """
+    lists = list_files(directory)
+    sidecars = {sidecar_path(p) for p in lists}
+    return sorted(p for p in Path(directory).iterdir() if p not in lists and p not in sidecars)
+
+
 def directory_fingerprint(directory: Path) -> dict[str, str]:
     """file name -> sha256 of the list and its sidecar; changes whenever either changes."""
     out = {}
@@ -215,15 +226,30 @@ def load_list(path: Path) -> HashList:
     )
 
 
-def load_lists(directory: Path) -> list[HashList]:
+def load_lists(directory: Path, required: bool = True) -> list[HashList]:
     """Every list in the directory, in file name order. Two lists may not share a name.
 
-    A missing directory raises (a typo in params.yaml must not screen against nothing); an
-    existing empty one is a deliberate "no lists".
+    Fails closed: a missing directory, or one without a list, raises unless ``required`` is
+    False (params say explicitly that no list is wanted); a file in the folder that is neither
+    a list nor a sidecar raises naming it, whatever ``required`` says.
     """
-    if not Path(directory).is_dir():
+    directory = Path(directory)
+    if not directory.is_dir():
+        if not required:
+            return []
         raise HashListError(f"hash list directory {directory} does not exist")
+    strangers = unrecognized_files(directory)
+    if strangers:
+        names = ", ".join(p.name for p in strangers)
+        raise HashListError(
+            f"{directory}: not a hash list (expected *.csv, *.txt or <list>.meta.yaml): {names}"
+        )
     lists = [load_list(path) for path in list_files(directory)]
+    if not lists and required:
+        raise HashListError(
+            f"{directory}: no hash list; screening against nothing would pass harmful items"
+            " (set screen.require_lists: false to run without lists)"
+        )
     names = [hash_list.name for hash_list in lists]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:

@@ -1,14 +1,13 @@
 """Incidents: known-harmful matches as reportable facts, and their export.
 
-An incident is one record matching one list. It is "new" when the record never passed a
-screen before, and "retroactive" when an earlier screen run passed it (the list grew since):
-then it names every artifact that may contain the record, so a release gate can revoke them.
-Screen outputs record which records they hold (ledger table artifact_records), so those are
-exact. Later stages' artifacts (train, release) do not record their inputs yet, so every one of
-them recorded since the record first passed a screen is named: more than needed, never fewer.
+An incident is one matched occurrence (a record at one source and source_key) and one list.
+Every copy is its own incident, also copies that are byte-identical duplicates of each other:
+a hotline needs every location. It is "new" when caught at the door (ingest), "retroactive"
+when a later list matched a record an earlier run passed (rescreen); a retroactive incident
+names the artifacts the purge rewrote.
 
-Incidents hold hashes, list identities, counts and times; never the item's bytes or text.
-The same record and list make the same incident_id, so a re-run reports nothing twice.
+Incidents hold hashes, list identities, locations and times; never the item's bytes or text.
+The same occurrence and list make the same incident_id, so a re-run reports nothing twice.
 """
 
 from __future__ import annotations
@@ -26,18 +25,17 @@ from resources.screen.matching import MATCH_COLUMNS
 
 NEW = "new"
 RETROACTIVE = "retroactive"
-STAGES_BEFORE_SCREEN = ("ingest", "dedup", "scrub")
-SCREEN = "screen"
+HASH_COLUMNS = ["sha256", "md5", "sha256_text", "phash", "dhash"]
+OCCURRENCE = ["record_id", "source_id", "source_key"]
 
 INCIDENT_SCHEMA: dict[str, pl.DataType] = {
     "incident_id": pl.String(),
     "kind": pl.String(),
     "record_id": pl.String(),
-    "sha256": pl.String(),
-    "md5": pl.String(),
-    "sha256_text": pl.String(),
-    "phash": pl.String(),
-    "dhash": pl.String(),
+    "source_id": pl.String(),
+    "source_key": pl.String(),
+    "location": pl.String(),
+    **{column: pl.String() for column in HASH_COLUMNS},
     "list_name": pl.String(),
     "list_version": pl.String(),
     "list_sha256": pl.String(),
@@ -46,125 +44,73 @@ INCIDENT_SCHEMA: dict[str, pl.DataType] = {
     "entry_label": pl.String(),
     "distance": pl.Int64(),
     "entries_matched": pl.Int64(),
-    "occurrences": pl.Int64(),
-    "sources": pl.String(),
     "affected_artifacts": pl.String(),
 }
 
-# What leaves the organisation: no source keys (they can name people), no labels' free text
-# beyond the list's own, no content.
 EXPORT_COLUMNS = [
     "incident_id",
     "kind",
     "detected_at",
+    "source_id",
+    "source_key",
+    "location",
     *MATCH_COLUMNS,
     "entries_matched",
-    "sha256",
-    "md5",
-    "sha256_text",
-    "phash",
-    "dhash",
-    "occurrences",
-    "sources",
+    *HASH_COLUMNS,
     "affected_artifacts",
 ]
+"""What a hotline report holds: where each copy was, which entry it matched, its hashes."""
 
 
-def incident_id(record_id: str, list_name: str) -> str:
-    return hashlib.sha256(f"{record_id}\0{list_name}".encode()).hexdigest()[:32]
+def incident_id(record_id: str, list_name: str, source_id: str, source_key: str) -> str:
+    key = "\0".join((record_id, list_name, source_id, source_key))
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-def earlier_passes(ledger: Ledger, record_ids: list[str]) -> pl.DataFrame:
-    """Screen artifacts of earlier runs that hold any of these records."""
-    return ledger.query(
-        "SELECT r.record_id, a.path, a.sha256, a.stage, a.run_id, a.recorded_at"
-        " FROM artifact_records r JOIN artifacts a"
-        "   ON a.sha256 = r.artifact_sha256 AND a.stage = r.stage"
-        " WHERE list_contains($1, r.record_id)"
-        " ORDER BY a.recorded_at",
-        [record_ids],
-    ).unique(["record_id", "sha256", "run_id"], maintain_order=True)
-
-
-def later_stage_artifacts(ledger: Ledger) -> pl.DataFrame:
-    stages = [*STAGES_BEFORE_SCREEN, SCREEN]
-    return ledger.query(
-        "SELECT path, sha256, stage, run_id, recorded_at FROM artifacts"
-        " WHERE NOT list_contains($1, stage) ORDER BY recorded_at",
-        [stages],
-    )
-
-
-def known_occurrences(ledger: Ledger, record_ids: list[str]) -> pl.DataFrame:
-    return ledger.query(
-        "SELECT DISTINCT record_id, source_id, source_key FROM records"
-        " WHERE list_contains($1, record_id)",
-        [record_ids],
+def best_per_list(matches: pl.DataFrame) -> pl.DataFrame:
+    """One row per occurrence and list: its nearest entry, and how many entries it matched."""
+    return (
+        matches.sort("distance", "entry_line")
+        .group_by(*OCCURRENCE, "list_name", maintain_order=True)
+        .agg(pl.all().first(), pl.len().alias("entries_matched"))
     )
 
 
 def build_incidents(
-    matches: pl.DataFrame,
-    hashes: pl.DataFrame,
+    best: pl.DataFrame,
     occurrences: pl.DataFrame,
-    passes: pl.DataFrame,
-    later: pl.DataFrame,
+    kind: str,
     known_ids: set[str],
+    affected: dict[str, list[dict]] | None = None,
 ) -> pl.DataFrame:
-    """One row per (record, list) match not reported before (INCIDENT_SCHEMA).
+    """INCIDENT_SCHEMA rows for each row of ``best`` (best_per_list) not reported before.
 
-    matches: matching.MATCH_SCHEMA rows; hashes: one row per record_id with its hashes;
-    occurrences: record_id, source_id, source_key; passes: earlier_passes(); later:
-    later_stage_artifacts(); known_ids: incident ids already in the ledger.
+    occurrences: record_id, source_id, source_key, location and HASH_COLUMNS per occurrence;
+    affected: record_id -> the artifacts rewritten without it (retroactive incidents).
     """
-    if matches.is_empty():
+    if best.is_empty():
         return pl.DataFrame(schema=INCIDENT_SCHEMA)
-    best = (
-        matches.sort("distance", "entry_line")
-        .group_by("record_id", "list_name", maintain_order=True)
-        .agg(pl.all().first(), pl.len().alias("entries_matched"))
-    )
-    by_id = {row["record_id"]: row for row in hashes.unique("record_id").to_dicts()}
-    rows = []
-    for match in best.to_dicts():
-        record = match["record_id"]
-        ident = incident_id(record, match["list_name"])
+    located = occurrences.select(*OCCURRENCE, "location", *HASH_COLUMNS).unique(OCCURRENCE)
+    rows = best.join(located, on=OCCURRENCE, how="left").to_dicts()
+    out = []
+    for row in rows:
+        ident = incident_id(row["record_id"], row["list_name"], row["source_id"], row["source_key"])
         if ident in known_ids:
             continue
-        seen = occurrences.filter(pl.col("record_id") == record).unique(["source_id", "source_key"])
-        passed = passes.filter(pl.col("record_id") == record)
-        affected = _affected(passed, later)
-        hashes_of = by_id.get(record, {})
-        rows.append(
+        touched = (affected or {}).get(row["record_id"], [])
+        out.append(
             {
+                **{key: row.get(key) for key in INCIDENT_SCHEMA},
                 "incident_id": ident,
-                "kind": RETROACTIVE if passed.height else NEW,
-                "record_id": record,
-                **{h: hashes_of.get(h) for h in ("sha256", "md5", "sha256_text", "phash", "dhash")},
-                **{k: match[k] for k in ("list_name", "list_version", "list_sha256", "hash_type")},
-                "entry_hash": match["entry_hash"],
-                "entry_label": match["entry_label"],
-                "distance": match["distance"],
-                "entries_matched": match["entries_matched"],
-                "occurrences": seen.height,
-                "sources": ",".join(sorted(set(seen["source_id"]))),
-                "affected_artifacts": json.dumps(affected),
+                "kind": kind,
+                "affected_artifacts": json.dumps(touched),
             }
         )
-    return pl.DataFrame(rows, schema=INCIDENT_SCHEMA)
+    return pl.DataFrame(out, schema=INCIDENT_SCHEMA)
 
 
-def _affected(passed: pl.DataFrame, later: pl.DataFrame) -> list[dict]:
-    if passed.is_empty():
-        return []
-    first = passed["recorded_at"].min()
-    since = later.filter(pl.col("recorded_at") >= first)
-    out = []
-    for frame in (passed, since):
-        for row in frame.select("path", "sha256", "stage", "run_id").to_dicts():
-            if row not in out:
-                out.append(row)
-    return out
+def known_incident_ids(ledger: Ledger) -> set[str]:
+    return set(ledger.query("SELECT incident_id FROM incidents")["incident_id"])
 
 
 def list_incidents(ledger: Ledger) -> pl.DataFrame:
@@ -185,16 +131,16 @@ def incident_report(ledger: Ledger) -> dict:
         "SELECT DISTINCT name, version, provider, sha256, entries FROM hash_lists"
         " ORDER BY name, version"
     )
-    by = {key: _counts(incidents, key) for key in ("kind", "list_name", "hash_type")}
+    by = {key: _counts(incidents, key) for key in ("kind", "list_name", "hash_type", "source_id")}
     return {
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "counts": {
             "incidents": incidents.height,
             "records": incidents["record_id"].n_unique() if incidents.height else 0,
-            "occurrences": int(incidents["occurrences"].sum()) if incidents.height else 0,
             "by_kind": by["kind"],
             "by_list": by["list_name"],
             "by_hash_type": by["hash_type"],
+            "by_source": by["source_id"],
         },
         "lists": lists.to_dicts(),
         "incidents": rows,
@@ -223,7 +169,7 @@ def export_incidents(ledger: Ledger, out_dir: str | Path) -> list[Path]:
             writer.writerow(
                 {
                     **row,
-                    "affected_artifacts": ";".join(a["sha256"] for a in affected),
+                    "affected_artifacts": ";".join(a["path"] for a in affected),
                     "affected_artifact_count": len(affected),
                 }
             )

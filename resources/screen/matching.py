@@ -16,6 +16,7 @@ is reported in ``hash_error`` so the caller can hold it back rather than pass it
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 from collections.abc import Iterable
@@ -279,6 +280,17 @@ def read_hash_cache(path: Path) -> pl.DataFrame:
 
 def write_hash_cache(cache: pl.DataFrame, path: Path) -> None:
     write_parquet(cache, path)
+
+
+def add_to_hash_cache(hashes: pl.DataFrame, path: Path) -> None:
+    """Merge these hashes into the cache file, read-merge-write under an exclusive flock on a
+    sibling .lock file, so two ingests at once cannot lose each other's rows (a record missing
+    from the cache would escape a later list)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.with_name(path.name + ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        write_hash_cache(merge_cache(read_hash_cache(path), hashes), path)
 
 
 def hash_with_cache(

@@ -30,7 +30,7 @@ class DPConfig(Section):
 class TrainConfig(DPConfig):
     """One audited training run: what is trained on, the model, the budget, the audit."""
 
-    upstream: str = "screen"
+    upstream: str = "scrub"
     """The stage whose output is trained on."""
     model: str = Field(DEFAULT_MODEL, pattern=r"^[\w.]+:\w+$")
     """'module:callable' returning (torch.nn.Module, Task); see resources/train/default_model.py."""

@@ -29,5 +29,5 @@ def test_conservation_fails_when_a_drop_or_a_record_goes_missing(project):
     result = conservation(ledger, "ingest", "run-a", params.data_dir, params.source_ids)
     assert not result.passed
     problems = result.metadata["problems"].value
-    assert "essays: 2 dropped, 1 reasons" in problems
+    assert "essays: 4 dropped, 3 reasons" in problems  # 2 of them at the door
     assert "wiki: 91 out, 5 in wiki.parquet" in problems

@@ -36,7 +36,7 @@ def write_upstream(data_dir, n: int = 120) -> None:
             },
             schema=RECORD_SCHEMA,
         )
-        write_stage(frame, data_dir, "screen", source)
+        write_stage(frame, data_dir, "scrub", source)
 
 
 @pytest.fixture
@@ -175,4 +175,4 @@ def test_train_wiring_refuses_a_mismatched_upstream(train_project):
         raise_on_error=False,
     )
     assert not result.success
-    assert "train.upstream is 'ingest', wired to 'screen'" in failure_of(result)
+    assert "train.upstream is 'ingest', wired to 'scrub'" in failure_of(result)

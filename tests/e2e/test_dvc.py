@@ -33,6 +33,11 @@ def out_paths(stage: dict) -> list[str]:
 def test_every_asset_has_a_stage_that_runs_it():
     stages = dvc_stages()
     assets = [k.to_user_string() for k in build_defs(REPO / "params.yaml").resolve_all_asset_keys()]
+    # rescreen is no stage: it rewrites the stages' outs in place, which DVC cannot model (one
+    # producer per out). Under `dvc repro` a list change re-runs ingest (data/hashlists is its
+    # dep), whose door screening leaves the listed record out of everything after it.
+    assets = [a for a in assets if a != "rescreen"]
+    assert "ingest" in assets and "data/hashlists" in stages["ingest"]["deps"]
     sections = set(Params.model_fields) - {"root"}
     for asset in assets:
         stage = stages[asset]
@@ -133,6 +138,6 @@ def test_dvc_repro_in_a_fresh_checkout(checkout: Path):
         "SELECT count(DISTINCT run_id) AS n FROM stage_counts WHERE stage = 'ingest'"
     ).item()
     assert runs == 2 * len(params["sources"])
-    assert "Running stage 'screen'" in third.stdout  # its input changed
+    assert "Running stage 'scrub'" in third.stdout  # its input changed
     status = dvc(checkout, "status")
     assert "up to date" in status.stdout, status.stdout

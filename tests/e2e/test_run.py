@@ -1,18 +1,31 @@
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 
 from resources.core.ledger import Ledger
+from resources.core.ledger_tables import TABLES
+from resources.screen.matching import read_hash_cache
 
 ASSAY = str(Path(sys.executable).with_name("assay"))
 
 
+def _env(tmp_path: Path) -> dict[str, str]:
+    """A bare environment; PYTHONPATH passes through so a worktree runs its own code."""
+    env = {"DAGSTER_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return env
+
+
 @pytest.mark.e2e
 def test_assay_run_ingests_every_source_and_prints_the_summary(project, tmp_path):
-    env = {"DAGSTER_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
+    env = _env(tmp_path)
     done = subprocess.run(
         [ASSAY, "run", "--params", str(project)],
         capture_output=True,
@@ -26,6 +39,8 @@ def test_assay_run_ingests_every_source_and_prints_the_summary(project, tmp_path
     assert "license_disallowed 41" in done.stdout
     assert (tmp_path / "home" / "dagster.yaml").read_text().count("enabled: false") == 1
     assert Ledger(project.parent / "data" / "ledger.duckdb").verify().ok
+    # The same run (one full run is costly): nothing it wrote holds a listed record.
+    assert_no_listed_record_in_what_the_run_wrote(project)
 
 
 @pytest.mark.e2e
@@ -34,7 +49,7 @@ def test_assay_run_with_a_missing_source_path_fails_clearly(project, tmp_path):
     raw["sources"] = [s for s in raw["sources"] if s["id"] in ("wiki", "essays")]
     project.write_text(yaml.safe_dump(raw))
     (project.parent / "data" / "raw" / "wiki.parquet").unlink()
-    env = {"DAGSTER_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
+    env = _env(tmp_path)
     done = subprocess.run(
         [ASSAY, "run", "--params", str(project), "--select", "ingest"],
         capture_output=True,
@@ -45,3 +60,59 @@ def test_assay_run_with_a_missing_source_path_fails_clearly(project, tmp_path):
     assert done.returncode == 1
     assert "wiki.parquet does not exist" in done.stdout
     assert "essays" in done.stdout  # the other source still ran
+
+
+SCREENING_TABLES = {"quarantine", "incidents", "screen_matches"}
+"""The ledger's quarantine rows: the only ledger rows that may name a listed record."""
+
+
+def _listed(project: Path, ledger: Ledger) -> tuple[set[str], list[str]]:
+    """The listed records' ids (from the quarantine) and their texts (from the sources)."""
+    quarantine = ledger.query("SELECT DISTINCT record_id, source_id, source_key FROM quarantine")
+    raw = project.parent / "data" / "raw"
+    texts = []
+    for row in quarantine.iter_rows(named=True):
+        if row["source_id"] == "essays":
+            texts.append((raw / "essays" / row["source_key"]).read_text(encoding="utf-8"))
+        elif row["source_id"] == "forum":
+            for line in (raw / "forum.jsonl").read_text(encoding="utf-8").splitlines():
+                if f'"{row["source_key"]}"' in line:
+                    texts.append(json.loads(line)["text"])
+    return set(quarantine["record_id"]), texts
+
+
+def _mentions(values: list, ids: set[str], texts: list[str]) -> bool:
+    strings = [v for v in values if isinstance(v, str)]
+    return any(i in v for v in strings for i in ids) or any(t in v for v in strings for t in texts)
+
+
+def assert_no_listed_record_in_what_the_run_wrote(project: Path) -> None:
+    """Every file under data/ but the inputs: no listed record_id, no listed text. Only the
+    ledger's quarantine rows and the hash cache may name the records."""
+    data = project.parent / "data"
+    ledger = Ledger(data / "ledger.duckdb")
+    ids, texts = _listed(project, ledger)
+    assert len(ids) == 5 and len(texts) == 3  # the sample's five listed items, three texts
+    inputs = (data / "raw", data / "hashlists")
+    cache = data / "cache" / "screen_hashes.parquet"
+    written = [
+        p
+        for p in data.rglob("*")
+        if p.is_file() and p != cache and not any(p.is_relative_to(i) for i in inputs)
+    ]
+    assert any(p.parts[-2] == "train" for p in written)  # the whole chain ran
+    for path in written:
+        if path.suffix == ".parquet":
+            frame = pl.read_parquet(path)
+            values = [v for column in frame.columns for v in frame[column].to_list()]
+            assert not _mentions(values, ids, texts), path
+        elif path.name == "ledger.duckdb":
+            for table in sorted(set(TABLES) - SCREENING_TABLES):
+                rows = ledger.query(f"SELECT * FROM {table}")
+                values = [v for column in rows.columns for v in rows[column].to_list()]
+                assert not _mentions(values, ids, texts), table
+        else:
+            content = path.read_bytes()
+            assert not any(i.encode() in content for i in ids), path
+            assert not any(t.encode() in content for t in texts), path
+    assert read_hash_cache(cache)["record_id"].is_in(list(ids)).sum() == len(ids)

@@ -31,7 +31,7 @@ def test_definitions_load_and_wire_the_graph(project):
 
 def test_stages_chain_in_order_and_follow_their_upstream(project):
     graph = build_defs(project).resolve_asset_graph()
-    chain = ["ingest", "dedup", "scrub", "screen", "train"]
+    chain = ["ingest", "dedup", "scrub", "train"]
     for upstream, stage in itertools.pairwise(chain):
         node = graph.get(dg.AssetKey(stage))
         assert node.parent_keys == {dg.AssetKey(upstream)}, stage
@@ -41,3 +41,21 @@ def test_stages_chain_in_order_and_follow_their_upstream(project):
         key.to_user_string(): defs.get_assets_def(key).op.pool for key in graph.get_all_asset_keys()
     }
     assert set(pools.values()) == {"ledger"}
+
+
+def test_rescreen_is_a_job_of_its_own_run_by_the_sensor_and_the_nightly_schedule(project):
+    defs = build_defs(project)
+    graph = defs.resolve_asset_graph()
+    assert "screen" not in {k.to_user_string() for k in graph.get_all_asset_keys()}
+    rescreen = defs.resolve_job_def("rescreen_job")
+    assert {k.to_user_string() for k in rescreen.asset_layer.executable_asset_keys} == {"rescreen"}
+    curate = defs.resolve_job_def("curate_job")
+    assert {k.to_user_string() for k in curate.asset_layer.executable_asset_keys} == {
+        "dedup",
+        "scrub",
+        "train",
+    }
+    assert defs.resolve_sensor_def("hashlist_sensor").job_name == "rescreen_job"
+    assert defs.resolve_schedule_def("nightly_rescreen").job_name == "rescreen_job"
+    checks = {k.name for k in graph.asset_check_keys if k.asset_key == dg.AssetKey("ingest")}
+    assert "no_listed_content" in checks

@@ -8,7 +8,7 @@ from sensors.hashlist_change import build_hashlist_sensor
 def test_a_sidecar_edit_or_a_removed_list_requests_a_rescreen(project):
     lists = project.parent / "data" / "hashlists"
     sensor = build_hashlist_sensor(
-        dg.define_asset_job("j", selection=[dg.AssetKey("screen")]), str(project)
+        dg.define_asset_job("j", selection=[dg.AssetKey("rescreen")]), str(project)
     )
     cursor = sensor(dg.build_sensor_context()).cursor
     assert json.loads(cursor).keys() == {"demo.csv"}

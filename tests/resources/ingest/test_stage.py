@@ -5,15 +5,15 @@ from resources.core.ledger import Ledger
 from resources.core.reasons import Reason
 from resources.core.storage import stage_path
 from resources.ingest.readers import ReadSpec
-from resources.ingest.stage import ingest_source, policy_refusal
+from resources.ingest.stage import Screening, ingest_source, policy_refusal
 
 EXPECTED_DROPS = {
-    "forum": {"malformed": 2, "empty": 1},
+    "forum": {"malformed": 2, "empty": 1, "harmful_hash_match": 1},
     "tickets": {"malformed": 1, "encoding": 1},
     "wiki": {},
-    "essays": {"encoding": 1, "outside_root": 1},
+    "essays": {"encoding": 1, "outside_root": 1, "harmful_hash_match": 2},
     "scraped": {"license_disallowed": 41},
-    "photos": {"unreadable": 1},
+    "photos": {"unreadable": 1, "harmful_hash_match": 2},
 }
 
 
@@ -22,7 +22,8 @@ def _ingest(params, source_id, ledger, run_id="run-1"):
     spec = ReadSpec(source.text_field, source.id_field, params.ingest.max_record_bytes, 40)
     out = stage_path(params.data_dir, "ingest", source_id)
     root = params.resolve(source.path)
-    return ingest_source(source, root, params.policy, spec, out, ledger, run_id)
+    screening = Screening.from_config(params.screen, params.corpus())
+    return ingest_source(source, root, params.policy, spec, out, ledger, run_id, screening)
 
 
 @pytest.mark.parametrize("source_id", list(EXPECTED_DROPS))

@@ -101,7 +101,6 @@ def test_plain_list_of_unknown_length_needs_a_sidecar(tmp_path):
 def test_directory_loads_lists_in_order_and_rejects_clashing_names(tmp_path):
     _write(tmp_path / "b.csv", f"hash,type\n{SHA},sha256\n")
     _write(tmp_path / "a.txt", f"{MD5}\n")
-    _write(tmp_path / "notes.md", "not a list")
     assert [h.name for h in load_lists(tmp_path)] == ["a", "b"]
     _write(tmp_path / "b.meta.yaml", "name: a\n")
     with pytest.raises(HashListError, match="more than one list"):
@@ -119,7 +118,24 @@ def test_fingerprint_changes_with_the_list_or_its_sidecar(tmp_path):
     assert directory_fingerprint(tmp_path / "missing") == {}
 
 
-def test_a_missing_directory_raises_and_an_empty_one_is_no_lists(tmp_path):
+def test_no_usable_list_fails_closed_unless_no_list_is_wanted(tmp_path):
     with pytest.raises(HashListError, match="does not exist"):
         load_lists(tmp_path / "missing")
-    assert load_lists(tmp_path) == []
+    with pytest.raises(HashListError, match="no hash list"):
+        load_lists(tmp_path)
+    assert load_lists(tmp_path / "missing", required=False) == []
+    assert load_lists(tmp_path, required=False) == []
+
+
+def test_a_file_that_is_no_list_is_an_error_naming_it(tmp_path):
+    # demo.CSV is not *.csv: a folder holding only it used to screen against nothing.
+    _write(tmp_path / "demo.CSV", f"hash,type\n{SHA},sha256\n")
+    with pytest.raises(HashListError, match=r"demo\.CSV"):
+        load_lists(tmp_path)
+    with pytest.raises(HashListError, match=r"demo\.CSV"):
+        load_lists(tmp_path, required=False)
+    _write(tmp_path / "ok.csv", f"hash,type\n{SHA},sha256\n")
+    _write(tmp_path / "ok.meta.yaml", "version: '1'\n")
+    _write(tmp_path / "notes.md", "not a list")
+    with pytest.raises(HashListError, match=r"notes\.md"):
+        load_lists(tmp_path)
