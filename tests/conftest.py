@@ -34,9 +34,13 @@ def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def copy_project(dest: Path) -> Path:
+    """params.yaml, the sample corpus, and a signing key (as `assay keys init` makes it)."""
+    from resources.release.keys import init_key
+
     shutil.copy(REPO / "params.yaml", dest / "params.yaml")
     for folder in ("raw", "hashlists"):
         shutil.copytree(REPO / "data" / folder, dest / "data" / folder, symlinks=True)
+    init_key(dest / ".assay" / "keys" / "release.pem")
     return dest / "params.yaml"
 
 

@@ -8,7 +8,7 @@ import networkx as nx
 from tests.conftest import REPO
 
 PACKAGES = ("assets", "pipelines", "resources", "sensors")
-STAGES = ("ingest", "screen", "dedup", "scrub", "train")
+STAGES = ("ingest", "screen", "dedup", "scrub", "train", "release")
 
 
 def module_name(path: Path) -> str:
