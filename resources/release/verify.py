@@ -41,20 +41,29 @@ def verify_release(
     directory = Path(directory)
     if not (directory / PUBLIC_KEY).exists():
         return [Check("key", False, f"no public key at {directory / PUBLIC_KEY}")]
-    pem = (directory / PUBLIC_KEY).read_text(encoding="ascii")
-    key_fp = fingerprint(pem)
+    pem = (directory / PUBLIC_KEY).read_text(encoding="ascii", errors="replace")
+    try:
+        key_fp = fingerprint(pem)
+    except ValueError as err:
+        return [Check("key", False, f"{PUBLIC_KEY} is not a PEM public key: {err}")]
     checks = [_key_check(directory, key_fp, trusted_fingerprint)]
     problem = verify_directory(directory, directory / PUBLIC_KEY)
     checks.append(Check("signature", problem is None, problem or "model-signing: every file"))
     statements, envelope_checks = _open_statements(directory, pem, key_fp)
     checks += envelope_checks
-    checks += [_subjects_check(directory, statements)]
     verdict = _read_json(directory / VERDICT)
-    checks.append(_verdict_check(directory, verdict, statements))
-    checks.append(_training_set_check(directory, verdict, statements))
-    checks.append(_ledger_check(verdict, ledger, trusted_fingerprint or key_fp))
     revocations = revocations or directory.parent / REVOCATIONS_FILE
-    checks.append(_revocation_check(directory.name, revocations, ledger, key_fp))
+    for name, check, args in (
+        ("subjects", _subjects_check, (directory, statements)),
+        ("verdict", _verdict_check, (directory, verdict, statements)),
+        ("training_set", _training_set_check, (directory, verdict, statements)),
+        ("ledger_head", _ledger_check, (verdict, ledger, trusted_fingerprint or key_fp)),
+        ("revocation", _revocation_check, (directory.name, revocations, ledger, key_fp)),
+    ):
+        try:
+            checks.append(check(*args))
+        except Exception as err:  # a malformed file fails its check; it never stops the rest
+            checks.append(Check(name, False, f"{type(err).__name__}: {err}"))
     return checks
 
 

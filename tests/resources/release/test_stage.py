@@ -57,7 +57,9 @@ def newer_source(**changed: str):
 def open_incident(params_file: Path) -> None:
     ledger = ledger_of(params_file)
     record = a_member(ledger)
-    ledger.append("incidents", [{"incident_id": "inc-1", "kind": "retroactive", "record_id": record}])
+    ledger.append(
+        "incidents", [{"incident_id": "inc-1", "kind": "retroactive", "record_id": record}]
+    )
 
 
 def tainted(params_file: Path) -> None:
@@ -176,7 +178,10 @@ def test_a_missing_measurement_blocks(release_project):
     newer_dp_evaluation(attr_advantage=None)(release_project)
     out = json.loads(release(release_project, "--check").output)
     assert out["violations"] == [
-        {"rule": "attribute_advantage", "reason": "attribute_advantage is not in the ledger (limit 0.25)"}
+        {
+            "rule": "attribute_advantage",
+            "reason": "attribute_advantage is not in the ledger (limit 0.25)",
+        }
     ]
 
 
