@@ -65,3 +65,20 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params_path = copy_project(tmp_path_factory.mktemp("ingested"))
     ingest_all(load_params(params_path))
     return params_path
+
+
+@pytest.fixture(scope="session")
+def trained_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny trained project the release gate passes, trained once per session."""
+    from tests.resources.release.project import build_trained
+
+    return build_trained(tmp_path_factory.mktemp("trained"))
+
+
+@pytest.fixture
+def release_project(trained_template: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the trained project; returns its params.yaml. Its ledger's artifact
+    paths still name the template's files, which tests must therefore leave as they are."""
+    dest = tmp_path / "project"
+    shutil.copytree(trained_template.parent, dest)
+    return dest / "params.yaml"

@@ -189,6 +189,8 @@ def test_a_rescreen_match_in_a_released_record_revokes_it(trained_template, tmp_
     second = release_run(params.release, ledger, "r2", params.corpus())
     assert not second.verdict.passed
     assert {v["rule"] for v in second.verdict.violations} == {"open_incident", "tainted_run"}
+    verdict = json.loads((second.path / "policy" / "verdict.json").read_text())
+    assert verdict["supersedes"] == first.release_id  # the successor names its predecessor
 
 
 def test_a_forged_revocation_list_is_refused(release_copy):

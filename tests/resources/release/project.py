@@ -1,10 +1,9 @@
-"""A tiny trained project the release gate can pass: train_project's model, plus the ledger
-rows the gate reads that training alone does not write (sources, a scrub re-scan, artifacts)."""
+"""A tiny trained project the release gate can pass: train_project's model, plus the ledger rows
+the gate reads that training alone does not write (sources, a scrub re-scan, artifacts). The
+fixtures trained_template and release_project (tests/conftest.py) build on it."""
 
-import shutil
 from pathlib import Path
 
-import pytest
 import yaml
 
 from pipelines.params import load_params
@@ -73,17 +72,3 @@ def build_trained(root: Path) -> Path:
     train_run(loaded.train, ledger, "train-run", loaded.corpus())
     init_key(key_path(loaded.root, loaded.release.signing_key))
     return path
-
-
-@pytest.fixture(scope="session")
-def trained_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Trained once per session; copy it with ``release_project``."""
-    return build_trained(tmp_path_factory.mktemp("trained"))
-
-
-@pytest.fixture
-def release_project(trained_template: Path, tmp_path: Path) -> Path:
-    """A fresh copy of the trained project; returns its params.yaml."""
-    dest = tmp_path / "project"
-    shutil.copytree(trained_template.parent, dest)
-    return dest / "params.yaml"
