@@ -104,8 +104,9 @@ def run(
     now = datetime.now(UTC)
     release_id = f"{now:%Y%m%dT%H%M%SZ}-{json_sha256([gathered, data])[:8]}"
     final = release_root(corpus.data_dir) / release_id
-    staging = final.with_name(f".{release_id}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
+    # staged under its own name, so the signed manifest names the release, not a temp folder
+    staging = final.parent / f".staging-{release_id}" / release_id
+    shutil.rmtree(staging.parent, ignore_errors=True)
     try:
         _write_release(
             staging, release_id, config, ledger, run_id, corpus, settings or {}, signer, now,
@@ -113,7 +114,7 @@ def run(
         )  # fmt: skip
         staging.rename(final)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging.parent, ignore_errors=True)
     export_revocations(ledger, release_root(corpus.data_dir), signer)
     return ReleaseOutcome(release_id, verdict, gathered, final)
 

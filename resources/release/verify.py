@@ -19,7 +19,7 @@ from resources.core.storage import file_sha256
 from resources.release import attest
 from resources.release.policy import PASSED
 from resources.release.revocation import REVOCATIONS_FILE, read_revocations
-from resources.release.signing import verify_directory
+from resources.release.signing import file_differences, signed_files, verify_directory
 from resources.release.stage import FINGERPRINT, MODEL_FILE, PROVENANCE, PUBLIC_KEY, VERDICT, VSA
 from resources.train.training_run import training_set_digest
 
@@ -48,12 +48,15 @@ def verify_release(
         return [Check("key", False, f"{PUBLIC_KEY} is not a PEM public key: {err}")]
     checks = [_key_check(directory, key_fp, trusted_fingerprint)]
     problem = verify_directory(directory, directory / PUBLIC_KEY)
+    if problem and problem.startswith("Signature mismatch"):
+        problem = "model-signing: the files differ from the signed manifest (see files)"
     checks.append(Check("signature", problem is None, problem or "model-signing: every file"))
     statements, envelope_checks = _open_statements(directory, pem, key_fp)
     checks += envelope_checks
     verdict = _read_json(directory / VERDICT)
     revocations = revocations or directory.parent / REVOCATIONS_FILE
     for name, check, args in (
+        ("files", _files_check, (directory,)),
         ("subjects", _subjects_check, (directory, statements)),
         ("verdict", _verdict_check, (directory, verdict, statements)),
         ("training_set", _training_set_check, (directory, verdict, statements)),
@@ -72,6 +75,12 @@ def _read_json(path: Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+
+
+def _files_check(directory: Path) -> Check:
+    differences = file_differences(directory)
+    detail = "; ".join(differences) or f"{len(signed_files(directory))} files, none changed"
+    return Check("files", not differences, detail)
 
 
 def _key_check(directory: Path, key_fp: str, trusted: str | None) -> Check:
