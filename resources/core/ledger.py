@@ -177,7 +177,10 @@ class Ledger:
                     " signature FROM checkpoints ORDER BY entry_seq"
                 )
                 names = [d[0] for d in cursor.description]
-                stored = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+                for values in cursor.fetchall():
+                    row = dict(zip(names, values, strict=True))
+                    row["signed_at"] = row["signed_at"].isoformat()  # as it was signed
+                    stored.append(row)
         rows = {canonical_json(r): r for r in stored}
         if self.checkpoint_log.exists():
             for line in self.checkpoint_log.read_text(encoding="utf-8").splitlines():

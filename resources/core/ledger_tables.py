@@ -113,7 +113,7 @@ TABLES: dict[str, str] = {
     ),
     # The chain head (seq, entry_hash) signed; the same rows go to <ledger>.checkpoints.jsonl.
     "checkpoints": (
-        "seq BIGINT, entry_hash VARCHAR, signed_at VARCHAR, reason VARCHAR,"
+        "seq BIGINT, entry_hash VARCHAR, signed_at TIMESTAMPTZ, reason VARCHAR,"
         " key_fingerprint VARCHAR, public_key VARCHAR, signature VARCHAR, run_id VARCHAR"
     ),
     # Every gate decision: PASSED releases and FAILED (blocked) ones alike.
@@ -126,6 +126,6 @@ TABLES: dict[str, str] = {
     # A signed revocation: signature over the canonical JSON of the row's other fields.
     "revocations": (
         "release_id VARCHAR, reason VARCHAR, incident_ids VARCHAR, record_ids VARCHAR,"
-        " revoked_at VARCHAR, key_fingerprint VARCHAR, signature VARCHAR, run_id VARCHAR"
+        " revoked_at TIMESTAMPTZ, key_fingerprint VARCHAR, signature VARCHAR, run_id VARCHAR"
     ),
 }

@@ -94,6 +94,8 @@ def export_revocations(ledger: Ledger, out_dir: Path, key: Signer) -> Path:
         "SELECT release_id, reason, incident_ids, record_ids, revoked_at, key_fingerprint,"
         " signature FROM revocations ORDER BY entry_seq, row_no"
     ).to_dicts()
+    for entry in entries:
+        entry["revoked_at"] = entry["revoked_at"].isoformat()  # as it was signed
     body = {"issued_at": datetime.now(UTC).isoformat(), "revocations": entries}
     document = body | {
         "key_fingerprint": key.fingerprint,
