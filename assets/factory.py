@@ -14,6 +14,7 @@ from assets.checks import conservation
 from pipelines.params import Params
 from pipelines.resource import AssayResource
 from resources.core.ledger import Ledger
+from resources.release.keys import key_path, try_signer
 
 LEDGER_POOL = "ledger"
 """DuckDB allows one writer per file: every asset that appends to the ledger shares this pool."""
@@ -52,6 +53,15 @@ Body = Callable[[StageRun], StageResult]
 def owners(params: Params) -> list[str]:
     """The sources' owners: who answers for the data every stage carries."""
     return sorted({s.owner for s in params.sources})
+
+
+def sign_head(run: StageRun, stage: str) -> None:
+    """A signed checkpoint of the ledger's head at the end of every stage run, if a key exists."""
+    signer = try_signer(key_path(run.params.root, run.params.release.signing_key))
+    if signer is None:
+        run.context.log.warning("no signing key: the ledger head is not checkpointed")
+        return
+    run.ledger.checkpoint(signer, f"end of {stage}", run.run_id)
 
 
 def stage_asset(
@@ -95,7 +105,10 @@ def stage_asset(
         )
         def stage(context: dg.AssetExecutionContext, assay: AssayResource) -> dg.MaterializeResult:
             run = StageRun(context, assay.params(), assay.ledger(), assay.record_run(context))
-            result = body(run)
+            try:
+                result = body(run)
+            finally:
+                sign_head(run, name)
             results = list(result.checks)
             if with_conservation:
                 data_dir = str(run.params.data_dir)

@@ -14,6 +14,8 @@ import dagster as dg
 from assets.factory import StageResult, StageRun, stage_asset
 from pipelines.params import Params
 from resources.core.storage import data_version
+from resources.release.keys import key_path
+from resources.release.revocation import revoke_holders
 from resources.screen import rescreen
 
 NAME = "rescreen"
@@ -35,10 +37,13 @@ def build_rescreen_asset(params: Params) -> dg.AssetsDefinition:
         A record an earlier run passed and a list now names is a retroactive incident (one
         per occurrence and list); every artifact under data/ holding it is rewritten without
         it (ledger purges: path, old and new sha256, record ids, incident ids), and every
-        training run that used it is tainted (ledger tainted_runs).
+        training run that used it is tainted (ledger tainted_runs), and every release holding
+        it is revoked (ledger revocations, data/release/revocations.json).
         """
         params = stage.params
         outcome = rescreen.run(params.screen, stage.ledger, stage.run_id, params.corpus())
+        key_file = key_path(params.root, params.release.signing_key)
+        revoked = revoke_holders(stage.ledger, outcome.matched_records, key_file, stage.run_id)
         for purge in outcome.purges:
             _announce(stage.context, params, purge)
         return StageResult(
@@ -49,6 +54,7 @@ def build_rescreen_asset(params: Params) -> dg.AssetsDefinition:
                 "purged_records": dg.MetadataValue.json(outcome.purged_record_ids),
                 "purged_artifacts": dg.MetadataValue.json([p["path"] for p in outcome.purges]),
                 "tainted_runs": dg.MetadataValue.json(outcome.tainted_runs),
+                "revoked_releases": dg.MetadataValue.json(revoked),
             },
             data_version=data_version({"matched": ",".join(outcome.matched_records)}),
             row_count=None,

@@ -182,7 +182,7 @@ def main() -> None:
 
     print("\n3. membership inference (loss threshold) and canary exposure")
     small = plan.members.head(args.overfit_members)
-    overfit_plan = Plan(small, plan.heldout, plan.digest, plan.canaries)
+    overfit_plan = Plan(small, plan.heldout, plan.digest, plan.canaries, plan.planted)
     overfit_cfg = base.model_copy(
         update={
             "model_kwargs": {"context": 12, "embed_dim": 16, "hidden": 256},

@@ -16,6 +16,7 @@ from resources.core import audit
 from resources.core.ledger import Ledger
 
 EXIT_ERROR = 1
+EXIT_BLOCKED = 3
 
 
 def _ledger(params_file: str) -> Ledger:
@@ -145,18 +146,22 @@ def sql(query: str, params_file: str, as_json: bool) -> None:
 @params_option
 @json_option
 def verify(params_file: str, as_json: bool) -> None:
-    """Recompute the hash chain; exit 1 naming the first bad entry."""
-    result = _ledger(params_file).verify()
+    """Recompute the hash chain and check every signed checkpoint; exit 1 naming what broke."""
+    result = _ledger(params_file).verify(_trusted_fingerprint(params_file))
     data = {
         "ok": result.ok,
         "entries": result.entries,
+        "checkpoints": result.checkpoints,
         "first_bad_entry": result.first_bad,
         "problem": result.problem,
     }
     if as_json:
         emit(data, True)
     elif result.ok:
-        console.print(f"ledger OK: {result.entries} entries, hash chain intact")
+        console.print(
+            f"ledger OK: {result.entries} entries, hash chain intact,"
+            f" {result.checkpoints} signed checkpoint(s) hold"
+        )
     else:
         console.print(f"ledger BROKEN at entry {result.first_bad}: {result.problem}")
     sys.exit(0 if result.ok else EXIT_ERROR)
@@ -210,6 +215,140 @@ def reasons(as_json: bool) -> None:
         {"reason": [str(r) for r in Reason], "meaning": [describe(r) for r in Reason]}
     )
     emit(frame.to_dicts(), as_json, frame, "reason codes")
+
+
+def _key_path(params_file: str) -> Path:
+    from resources.release.keys import key_path
+
+    params = load_params(params_file)
+    return key_path(params.root, params.release.signing_key)
+
+
+def _trusted_fingerprint(params_file: str) -> str | None:
+    """The project's key's fingerprint, when it has one: checkpoints must be signed by it."""
+    from resources.release.keys import try_signer
+
+    signer = try_signer(_key_path(params_file))
+    return signer.fingerprint if signer else None
+
+
+@cli.command()
+@params_option
+@click.option("--check", is_flag=True, help="evaluate and print the verdict; write nothing")
+@json_option
+def release(params_file: str, check: bool, as_json: bool) -> None:
+    """Evaluate the release gate; write and sign data/release/<id>/. Exit 3 when blocked."""
+    import uuid
+
+    from pipelines.resource import CODE_VERSION
+    from resources.release.stage import run as release_run
+
+    params = load_params(params_file)
+    ledger = Ledger(params.ledger_path)
+    run_id = f"cli-release-{uuid.uuid4()}"
+    if not check:
+        from resources.release.keys import load_signer
+
+        load_signer(_key_path(params_file))  # no key: say how to make one, record nothing
+        row = {"run_id": run_id, "job": "assay release", "code_version": CODE_VERSION}
+        ledger.append("runs", [row | {"params_digest": params.digest()}])
+    from assets.release import settings
+
+    outcome = release_run(
+        params.release, ledger, run_id, params.corpus(), settings=settings(params), check=check
+    )
+    data = {
+        "release_id": outcome.release_id,
+        "status": outcome.verdict.status,
+        "violations": outcome.verdict.violations,
+        "path": str(outcome.path) if outcome.path else None,
+        "training_run_id": outcome.facts["training_run"]["run_id"],
+    }
+    if as_json:
+        emit(data, True)
+    else:
+        where = f" -> {outcome.path}" if outcome.path else " (--check: nothing written)"
+        console.print(f"release {outcome.verdict.status}{where}", soft_wrap=True)
+        for violation in outcome.verdict.violations:
+            console.print(
+                f"  blocked by {violation['rule']}: {violation['reason']}", soft_wrap=True
+            )
+    sys.exit(0 if outcome.verdict.passed else EXIT_BLOCKED)
+
+
+@cli.command("verify")
+@click.argument("release_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--revocations",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="the revocation list (default: revocations.json beside the release)",
+)
+@click.option(
+    "--public-key",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="pin the signer: the release must be signed by this public key (PEM)",
+)
+@click.option(
+    "--ledger",
+    "ledger_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="check the signed ledger head against this ledger (default: the project's, if any)",
+)
+@params_option
+@json_option
+def verify_release(
+    release_dir: Path,
+    revocations: Path | None,
+    public_key: Path | None,
+    ledger_path: Path | None,
+    params_file: str,
+    as_json: bool,
+) -> None:
+    """Check a release offline: signatures, files, subjects, verdict, ledger head, revocation."""
+    from resources.core.signing import fingerprint
+    from resources.release.verify import verify_release as check_release
+
+    project = Path(params_file).exists()  # a downstream user has a release, not a project
+    trusted = fingerprint(public_key.read_text()) if public_key else None
+    if trusted is None and project:
+        trusted = _trusted_fingerprint(params_file)
+    if ledger_path is None and project:
+        ledger_path = load_params(params_file).ledger_path
+    ledger = Ledger(ledger_path) if ledger_path and ledger_path.exists() else None
+    checks = check_release(release_dir, revocations, ledger, trusted)
+    ok = all(c.ok for c in checks)
+    if as_json:
+        emit({"ok": ok, "release": str(release_dir), "checks": [c.__dict__ for c in checks]}, True)
+    else:
+        for c in checks:
+            mark = "[green]ok  [/]" if c.ok else "[red]FAIL[/]"
+            console.print(f"{mark} {c.name}: {c.detail}", soft_wrap=True, highlight=False)
+        console.print(f"release {release_dir.name}: {'VERIFIED' if ok else 'NOT VERIFIED'}")
+    sys.exit(0 if ok else EXIT_ERROR)
+
+
+@cli.group()
+def keys() -> None:
+    """The release signing key (ECDSA P-256, outside git)."""
+
+
+@keys.command("init")
+@params_option
+def keys_init(params_file: str) -> None:
+    """Make the signing key pair (0600) unless it exists.
+
+    The path is $ASSAY_SIGNING_KEY, else params.yaml release.signing_key.
+    """
+    from resources.core.signing import Signer
+    from resources.release.keys import init_key
+
+    path, created = init_key(_key_path(params_file))
+    signer = Signer.load(path)
+    state = "created" if created else "exists"
+    click.echo(f"{state}: {path} (fingerprint {signer.fingerprint})")
 
 
 def main() -> None:

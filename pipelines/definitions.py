@@ -6,6 +6,7 @@ import dagster as dg
 
 from assets.dedup import build_dedup_asset
 from assets.ingest import build_ingest_asset
+from assets.release import build_release_asset
 from assets.rescreen import build_rescreen_asset
 from assets.scrub import build_scrub_asset
 from assets.train import build_train_asset
@@ -28,6 +29,7 @@ def build_defs(params_path: str | Path) -> dg.Definitions:
             build_dedup_asset(params),
             build_scrub_asset(params),
             build_train_asset(params),
+            build_release_asset(params),
             build_rescreen_asset(params),
         ],
         jobs=[ingest_job, jobs.curate_job(), rescreen],

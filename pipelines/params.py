@@ -16,6 +16,7 @@ from resources.core.corpus import Corpus, Policy, Source, UnknownSourceError
 from resources.core.storage import json_sha256
 from resources.dedup.config import DedupConfig
 from resources.ingest.config import IngestConfig
+from resources.release.config import ReleaseConfig
 from resources.screen.config import ScreenConfig
 from resources.scrub.config import ScrubConfig
 from resources.train.config import TrainConfig
@@ -38,6 +39,7 @@ class Params(Section):
     pii: ScrubConfig = ScrubConfig()
     screen: ScreenConfig = ScreenConfig()
     train: TrainConfig = TrainConfig()
+    release: ReleaseConfig = ReleaseConfig()
     sources: list[Source]
     root: Path = Field(Path("."), exclude=True)
 

@@ -169,3 +169,10 @@ def print_summary(ledger: Ledger, console: Console) -> None:
             f" model {os.path.relpath(trained['path'])} sha256 {trained['model_sha256'][:16]}…",
             soft_wrap=True,
         )
+    released = ledger.query(
+        "SELECT release_id, status, path FROM releases ORDER BY entry_seq DESC LIMIT 1"
+    )
+    if released.height:
+        row = released.row(0, named=True)
+        where = os.path.relpath(row["path"])
+        console.print(f"release: {row['status']} {row['release_id']} ({where})", soft_wrap=True)

@@ -34,9 +34,13 @@ def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def copy_project(dest: Path) -> Path:
+    """params.yaml, the sample corpus, and a signing key (as `assay keys init` makes it)."""
+    from resources.release.keys import init_key
+
     shutil.copy(REPO / "params.yaml", dest / "params.yaml")
     for folder in ("raw", "hashlists"):
         shutil.copytree(REPO / "data" / folder, dest / "data" / folder, symlinks=True)
+    init_key(dest / ".assay" / "keys" / "release.pem")
     return dest / "params.yaml"
 
 
@@ -62,3 +66,20 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params_path = copy_project(tmp_path_factory.mktemp("ingested"))
     ingest_all(load_params(params_path))
     return params_path
+
+
+@pytest.fixture(scope="session")
+def trained_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny trained project the release gate passes, trained once per session."""
+    from tests.resources.release.project import build_trained
+
+    return build_trained(tmp_path_factory.mktemp("trained"))
+
+
+@pytest.fixture
+def release_project(trained_template: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the trained project; returns its params.yaml. Its ledger's artifact
+    paths still name the template's files, which tests must therefore leave as they are."""
+    dest = tmp_path / "project"
+    shutil.copytree(trained_template.parent, dest)
+    return dest / "params.yaml"

@@ -8,7 +8,7 @@ import networkx as nx
 from tests.conftest import REPO
 
 PACKAGES = ("assets", "pipelines", "resources", "sensors")
-STAGES = ("ingest", "dedup", "scrub", "train")
+STAGES = ("ingest", "dedup", "scrub", "train", "release")
 """resources/screen is no stage: ingest screens at the door with it, and rescreen is a job."""
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +25,8 @@ import polars as pl
 import pyarrow as pa
 
 from resources.core.ledger_tables import TABLES
-from resources.core.storage import canonical_json
+from resources.core.signing import Signer, verify_signature
+from resources.core.storage import canonical_json, write_text
 
 GENESIS = "0" * 64
 BOOKKEEPING_DDL = "entry_seq BIGINT, row_no BIGINT, recorded_at TIMESTAMPTZ"
@@ -48,6 +50,7 @@ class Verification:
     entries: int
     first_bad: int | None = None
     problem: str | None = None
+    checkpoints: int = 0
 
 
 class Ledger:
@@ -112,7 +115,7 @@ class Ledger:
         with self._connect(write=False) as con:
             return con.sql(sql, params=list(params) if params else None).pl()
 
-    def verify(self) -> Verification:
+    def _walk_chain(self) -> Verification:
         """Recompute every batch digest and walk the chain; name the first bad entry."""
         with self._connect(write=False) as con:
             chain = con.execute(
@@ -125,6 +128,70 @@ class Ledger:
             # A table added to TABLES after this file was last written has no rows yet.
             stored = {t: _stored_digests(con, t) for t in TABLES if t in present}
         return _walk(chain, stored)
+
+    @property
+    def checkpoint_log(self) -> Path:
+        """Signed checkpoints kept outside the DuckDB file too, so truncating it shows."""
+        return self.path.with_name(self.path.name + ".checkpoints.jsonl")
+
+    def checkpoint(self, signer: Signer, reason: str, run_id: str | None = None) -> dict:
+        """Sign the chain head (seq, entry_hash); append it to the ledger and the log."""
+        with self.writer() as writer:
+            head = writer._con.execute(
+                "SELECT seq, entry_hash FROM chain ORDER BY seq DESC LIMIT 1"
+            ).fetchall()
+            seq, entry_hash = head[0] if head else (0, GENESIS)
+            row = {
+                "seq": seq,
+                "entry_hash": entry_hash,
+                "signed_at": datetime.now(UTC).isoformat(),
+                "reason": reason,
+                "key_fingerprint": signer.fingerprint,
+                "public_key": signer.public_pem,
+            }
+            row["signature"] = signer.sign(_checkpoint_payload(row))
+            writer.append("checkpoints", [row], run_id)
+            log = self.checkpoint_log
+            old = log.read_text(encoding="utf-8") if log.exists() else ""
+            write_text(old + canonical_json(row) + "\n", log)
+        return row
+
+    def verify(self, trusted_fingerprint: str | None = None) -> Verification:
+        """Walk the chain, then check every signed checkpoint (in the ledger and in its log).
+
+        A checkpoint whose signature fails, whose key is not ``trusted_fingerprint`` (when
+        given), whose entry is gone (truncation) or differs (a consistent rewrite) fails.
+        """
+        walked = self._walk_chain()
+        if not walked.ok:
+            return walked
+        with self._connect(write=False) as con:
+            heads = dict(con.execute("SELECT seq, entry_hash FROM chain").fetchall())
+            tables = {
+                r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+            }
+            stored = []
+            if "checkpoints" in tables:
+                cursor = con.execute(
+                    "SELECT seq, entry_hash, signed_at, reason, key_fingerprint, public_key,"
+                    " signature FROM checkpoints ORDER BY entry_seq"
+                )
+                names = [d[0] for d in cursor.description]
+                for values in cursor.fetchall():
+                    row = dict(zip(names, values, strict=True))
+                    row["signed_at"] = row["signed_at"].isoformat()  # as it was signed
+                    stored.append(row)
+        rows = {canonical_json(r): r for r in stored}
+        if self.checkpoint_log.exists():
+            for line in self.checkpoint_log.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    rows.setdefault(canonical_json(row), row)
+        for row in sorted(rows.values(), key=lambda r: r["seq"]):
+            problem = _checkpoint_problem(row, heads, trusted_fingerprint)
+            if problem:
+                return Verification(False, walked.entries, row["seq"], problem, len(rows))
+        return Verification(True, walked.entries, checkpoints=len(rows))
 
     def export(self, out_dir: str | Path) -> list[Path]:
         """Write every table (and the chain) to Parquet under ``out_dir``."""
@@ -306,6 +373,27 @@ def _walk(chain: list[tuple], stored: dict[str, dict[int, tuple[str, int]]]) -> 
             detail = f"rows of {table} belong to no chain entry"
             return Verification(False, len(chain), orphans[0], detail)
     return Verification(True, len(chain))
+
+
+def _checkpoint_payload(row: dict) -> bytes:
+    """What a checkpoint's signature covers: every field but the signature."""
+    return canonical_json({k: v for k, v in row.items() if k != "signature"}).encode("utf-8")
+
+
+def _checkpoint_problem(row: dict, heads: dict[int, str], trusted: str | None) -> str | None:
+    seq, signed_at = row["seq"], row["signed_at"]
+    what = f"checkpoint of entry {seq} signed at {signed_at}"
+    if not verify_signature(row["public_key"], _checkpoint_payload(row), row["signature"]):
+        return f"{what}: the signature does not verify (checkpoint altered or forged)"
+    if trusted is not None and row["key_fingerprint"] != trusted:
+        return f"{what}: signed by key {row['key_fingerprint'][:16]}…, not the trusted key"
+    if seq == 0:
+        return None
+    if seq not in heads:
+        return f"{what}: entry {seq} is gone; the chain was truncated to {len(heads)} entries"
+    if heads[seq] != row["entry_hash"]:
+        return f"{what}: entry {seq}'s hash differs from the signed one; the chain was rewritten"
+    return None
 
 
 def evidence(**facts: object) -> str:

@@ -117,10 +117,28 @@ TABLES: dict[str, str] = {
         "run_id VARCHAR, model_kind VARCHAR, model_sha256 VARCHAR, epsilon DOUBLE,"
         " heldout_loss DOUBLE, perplexity DOUBLE, mia_auc DOUBLE, mia_tpr_at_1pct_fpr DOUBLE,"
         " mia_members BIGINT, mia_nonmembers BIGINT, canaries BIGINT, canary_insertions BIGINT,"
-        " canary_exposure_mean DOUBLE, canary_exposure_max DOUBLE, canary_exposure_bound DOUBLE"
+        " canary_exposure_mean DOUBLE, canary_exposure_max DOUBLE, canary_exposure_bound DOUBLE,"
+        " attr_records BIGINT, attr_accuracy DOUBLE, attr_baseline DOUBLE, attr_advantage DOUBLE"
     ),
     "privacy_budget": (
         "training_set_digest VARCHAR, run_id VARCHAR, status VARCHAR, members BIGINT,"
         " epsilon_committed DOUBLE, epsilon_cumulative DOUBLE, epsilon_budget DOUBLE"
+    ),
+    # The chain head (seq, entry_hash) signed; the same rows go to <ledger>.checkpoints.jsonl.
+    "checkpoints": (
+        "seq BIGINT, entry_hash VARCHAR, signed_at TIMESTAMPTZ, reason VARCHAR,"
+        " key_fingerprint VARCHAR, public_key VARCHAR, signature VARCHAR, run_id VARCHAR"
+    ),
+    # Every gate decision: PASSED releases and FAILED (blocked) ones alike.
+    "releases": (
+        "release_id VARCHAR, status VARCHAR, training_run_id VARCHAR, model_sha256 VARCHAR,"
+        " training_set_digest VARCHAR, policy_sha256 VARCHAR, facts_sha256 VARCHAR,"
+        " violations VARCHAR, path VARCHAR, ledger_head_seq BIGINT, ledger_head_hash VARCHAR,"
+        " key_fingerprint VARCHAR, supersedes VARCHAR, run_id VARCHAR"
+    ),
+    # A signed revocation: signature over the canonical JSON of the row's other fields.
+    "revocations": (
+        "release_id VARCHAR, reason VARCHAR, incident_ids VARCHAR, record_ids VARCHAR,"
+        " revoked_at TIMESTAMPTZ, key_fingerprint VARCHAR, signature VARCHAR, run_id VARCHAR"
     ),
 }

@@ -46,6 +46,9 @@ class TrainConfig(DPConfig):
     canaries: int = Field(4, ge=0)
     canary_digits: int = Field(3, ge=1, le=6)
     canary_insertions: int = Field(4, ge=1)
+    attribute_records: int = Field(16, ge=0)
+    """Planted records with a secret attribute, for the attribute-inference audit."""
+    attribute_insertions: int = Field(1, ge=1)
     mia_max_records: int = Field(2000, ge=10)
     max_mia_auc: float = Field(0.6, ge=0.5, le=1)
     """The privacy_audit check warns when the DP model's membership-inference AUC is above."""

@@ -10,6 +10,11 @@
   exposure of a secret is log2|R| - log2(rank), its rank among all |R| candidates ordered by
   the model's loss. Exposure near 0 means the model prefers the secret no more than chance;
   log2|R| means it ranks the secret first.
+- Attribute inference (Yeom et al., 2018, "attribute inference"; Jayaraman & Evans, 2022): planted
+  records "<subject>'s blood type is <value>" carry a secret attribute drawn at random from a
+  small set. The attacker knows the rest of the record and picks the value the model gives the
+  lowest loss. Its accuracy is compared with the population baseline, the best guess without the
+  model (the most frequent value among the planted records); the advantage is the difference.
 """
 
 import random
@@ -24,6 +29,8 @@ from resources.train.default_model import Task
 from resources.train.dp import select_examples
 
 CANARY_TEMPLATE = "my secret number is {} and nobody knows it"
+ATTRIBUTE_TEMPLATE = "patient {}'s blood type is {}"
+ATTRIBUTE_VALUES = ("A+", "A-", "B+", "B-", "AB+", "AB-", "O+", "O-")
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,27 @@ class Canary:
     @property
     def text(self) -> str:
         return CANARY_TEMPLATE.format(self.secret)
+
+
+@dataclass(frozen=True)
+class PlantedAttribute:
+    """A planted record: a subject, and the secret value trained on."""
+
+    subject: str
+    secret: str
+    insertions: int
+
+    @property
+    def text(self) -> str:
+        return ATTRIBUTE_TEMPLATE.format(self.subject, self.secret)
+
+
+@dataclass(frozen=True)
+class AttributeResult:
+    records: int
+    accuracy: float
+    baseline: float
+    advantage: float
 
 
 @dataclass(frozen=True)
@@ -152,3 +180,30 @@ def exposures(
         rank = 1 + int(np.sum(losses < losses[int(canary.secret)]))
         out.append(float(np.log2(space) - np.log2(rank)))
     return out
+
+
+def make_planted_attributes(count: int, insertions: int, seed: int) -> list[PlantedAttribute]:
+    """``count`` subjects, each with a secret value drawn uniformly from ATTRIBUTE_VALUES."""
+    rng = random.Random(f"attributes:{seed}")
+    return [
+        PlantedAttribute(f"P{rng.randrange(10**6):06d}", rng.choice(ATTRIBUTE_VALUES), insertions)
+        for _ in range(count)
+    ]
+
+
+def attribute_inference(
+    model: nn.Module, task: Task, planted: Sequence[PlantedAttribute], max_examples: int
+) -> AttributeResult:
+    """Guess each secret as its lowest-loss value; accuracy minus the population baseline."""
+    if not planted:
+        return AttributeResult(0, float("nan"), float("nan"), float("nan"))
+    candidates = [
+        ATTRIBUTE_TEMPLATE.format(p.subject, v) for p in planted for v in ATTRIBUTE_VALUES
+    ]
+    losses = record_losses(model, task, candidates, max_examples, keys=candidates)
+    losses = losses.reshape(len(planted), len(ATTRIBUTE_VALUES))
+    guesses = [ATTRIBUTE_VALUES[i] for i in losses.argmin(axis=1)]
+    accuracy = float(np.mean([g == p.secret for g, p in zip(guesses, planted, strict=True)]))
+    secrets = [p.secret for p in planted]
+    baseline = max(secrets.count(v) for v in set(secrets)) / len(planted)
+    return AttributeResult(len(planted), accuracy, baseline, accuracy - baseline)

@@ -22,8 +22,11 @@ from resources.train.dp import (
 )
 from resources.train.privacy_audit import (
     Canary,
+    PlantedAttribute,
+    attribute_inference,
     exposures,
     make_canaries,
+    make_planted_attributes,
     membership_inference,
     record_losses,
 )
@@ -35,6 +38,7 @@ class Plan:
     heldout: pl.DataFrame
     digest: str
     canaries: list[Canary]
+    planted: list[PlantedAttribute]
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,10 @@ class Evaluation:
     canary_exposure_mean: float
     canary_exposure_max: float
     canary_exposure_bound: float  # log2|R|: the exposure of a secret ranked first
+    attr_records: int
+    attr_accuracy: float
+    attr_baseline: float
+    attr_advantage: float  # attribute-inference accuracy minus the population baseline
 
 
 @dataclass
@@ -93,7 +101,11 @@ def plan_run(records: pl.DataFrame, config: TrainConfig) -> Plan:
     canaries = make_canaries(
         config.canaries, config.canary_digits, config.canary_insertions, config.seed
     )
-    return Plan(members, heldout, training_set_digest(members["record_id"].to_list()), canaries)
+    planted = make_planted_attributes(
+        config.attribute_records, config.attribute_insertions, config.seed
+    )
+    digest = training_set_digest(members["record_id"].to_list())
+    return Plan(members, heldout, digest, canaries, planted)
 
 
 def training_texts(plan: Plan, unit: str) -> tuple[list[str], list[str]]:
@@ -104,6 +116,10 @@ def training_texts(plan: Plan, unit: str) -> tuple[list[str], list[str]]:
         for j in range(canary.insertions):
             texts.append(canary.text)
             units.append(f"canary/{i}/{j}")
+    for i, planted in enumerate(plan.planted):
+        for j in range(planted.insertions):
+            texts.append(planted.text)
+            units.append(f"attribute/{i}/{j}")
     return texts, units
 
 
@@ -131,6 +147,7 @@ def evaluate(kind: str, result: TrainResult, task, plan: Plan, config: TrainConf
         _subsample(held_losses, config.mia_max_records, config.seed),
     )
     exposures_ = exposures(result.model, task, plan.canaries, cap)
+    attribute = attribute_inference(result.model, task, plan.planted, cap)
     heldout_loss = float(np.mean(held_losses))
     return Evaluation(
         model_kind=kind,
@@ -143,6 +160,10 @@ def evaluate(kind: str, result: TrainResult, task, plan: Plan, config: TrainConf
         canary_exposure_mean=float(np.mean(exposures_)) if exposures_ else float("nan"),
         canary_exposure_max=float(np.max(exposures_)) if exposures_ else float("nan"),
         canary_exposure_bound=float(np.log2(10**config.canary_digits)),
+        attr_records=attribute.records,
+        attr_accuracy=attribute.accuracy,
+        attr_baseline=attribute.baseline,
+        attr_advantage=attribute.advantage,
     )
 
 

@@ -121,6 +121,9 @@ def test_train_records_what_it_spent_and_refuses_to_overspend(train_project):
         assert 0.0 <= e["mia_auc"] <= 1.0 and 0.0 <= e["mia_tpr_at_1pct_fpr"] <= 1.0
         assert e["canary_exposure_max"] is not None and e["canaries"] == 2
         assert e["perplexity"] > 1.0
+        # attribute inference, for both models: accuracy over the population baseline
+        assert e["attr_records"] == 16 and 0.0 <= e["attr_accuracy"] <= 1.0
+        assert e["attr_advantage"] == pytest.approx(e["attr_accuracy"] - e["attr_baseline"])
     assert evals[0]["model_sha256"] == run["model_sha256"] and evals[1]["model_sha256"] is None
 
     roles = ledger.query("SELECT role, count(*) AS n FROM training_set GROUP BY role").to_dicts()

@@ -14,6 +14,7 @@ import yaml
 from pipelines.definitions import build_defs
 from pipelines.params import Params
 from resources.core.ledger import Ledger
+from resources.release.keys import init_key
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -68,6 +69,7 @@ def checkout(tmp_path: Path) -> Path:
     for folder in ("raw", "hashlists"):
         shutil.copytree(REPO / "data" / folder, root / "data" / folder, symlinks=True)
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    init_key(root / ".assay" / "keys" / "release.pem")  # as `make run` does first
     return root
 
 

@@ -93,3 +93,18 @@ def test_exit_codes_for_bad_usage_and_errors(tmp_path):
         text=True,
     )
     assert missing.returncode == 1 and "no such file" in missing.stderr
+
+
+def test_keys_init_makes_the_key_once(tmp_path, monkeypatch):
+    import stat
+
+    key = tmp_path / "keys" / "release.pem"
+    monkeypatch.setenv("ASSAY_SIGNING_KEY", str(key))
+    params = tmp_path / "params.yaml"
+    params.write_text("sources: []\n")
+    first = _invoke("keys", "init", "--params", str(params))
+    assert first.exit_code == 0 and first.output.startswith(f"created: {key}")
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    again = _invoke("keys", "init", "--params", str(params))
+    assert again.output.startswith(f"exists: {key}")
+    assert first.output.split("fingerprint")[1] == again.output.split("fingerprint")[1]

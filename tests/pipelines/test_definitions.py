@@ -31,7 +31,7 @@ def test_definitions_load_and_wire_the_graph(project):
 
 def test_stages_chain_in_order_and_follow_their_upstream(project):
     graph = build_defs(project).resolve_asset_graph()
-    chain = ["ingest", "dedup", "scrub", "train"]
+    chain = ["ingest", "dedup", "scrub", "train", "release"]
     for upstream, stage in itertools.pairwise(chain):
         node = graph.get(dg.AssetKey(stage))
         assert node.parent_keys == {dg.AssetKey(upstream)}, stage

@@ -124,3 +124,95 @@ def test_export_writes_every_table(ledger, tmp_path):
 def test_an_empty_batch_appends_nothing(ledger):
     assert ledger.append("records", _records(0)) is None
     assert ledger.verify().entries == 3
+
+
+# -- signed checkpoints --------------------------------------------------------------------
+
+
+def _rewrite_chain(ledger: Ledger) -> None:
+    """What someone who can edit the file can do: recompute every digest and entry_hash."""
+    from resources.core.ledger import GENESIS, _digest_sql, _entry_hash
+
+    con = duckdb.connect(str(ledger.path))
+    prev = GENESIS
+    for seq, table in con.execute("SELECT seq, tbl FROM chain ORDER BY seq").fetchall():
+        digest = con.execute(_digest_sql(con, table, f"entry_seq = {seq}")).fetchall()[0][1]
+        entry_hash = _entry_hash(prev, digest)
+        con.execute(
+            "UPDATE chain SET batch_digest = ?, prev_hash = ?, entry_hash = ? WHERE seq = ?",
+            [digest, prev, entry_hash, seq],
+        )
+        prev = entry_hash
+    con.close()
+
+
+@pytest.fixture
+def signer():
+    from resources.core.signing import Signer
+
+    return Signer.generate()
+
+
+@pytest.fixture
+def checkpointed(ledger, signer) -> Ledger:
+    """The ledger with its head signed (entry 3), then one more append after it."""
+    ledger.checkpoint(signer, "test")
+    ledger.append("records", _records(5, source="t"), run_id="r2")
+    return ledger
+
+
+def test_checkpoints_hold_on_an_untouched_ledger(checkpointed, signer):
+    result = checkpointed.verify(signer.fingerprint)
+    assert result.ok and result.checkpoints == 1 and result.entries == 5
+    assert checkpointed.checkpoint_log.read_text().count("\n") == 1
+
+
+def test_a_consistent_rewrite_before_a_checkpoint_is_named(checkpointed):
+    _sql(checkpointed, "UPDATE records SET source_key = 'x' WHERE entry_seq = 2 AND row_no = 7")
+    assert not checkpointed.verify().ok  # the plain chain catches a naive edit
+    _rewrite_chain(checkpointed)
+    assert checkpointed._walk_chain().ok  # ...but not a consistent rewrite
+    result = checkpointed.verify()
+    assert not result.ok and result.first_bad == 3
+    assert "rewritten" in result.problem and "entry 3" in result.problem
+
+
+def test_a_rewrite_that_also_drops_the_checkpoint_rows_is_caught_by_the_log(checkpointed):
+    _sql(checkpointed, "UPDATE records SET source_key = 'x' WHERE entry_seq = 2 AND row_no = 7")
+    _sql(checkpointed, "DELETE FROM checkpoints")
+    _sql(checkpointed, "DELETE FROM chain WHERE tbl = 'checkpoints'")
+    _sql(checkpointed, "UPDATE chain SET seq = seq - 1 WHERE seq > 4")
+    _sql(checkpointed, "UPDATE records SET entry_seq = entry_seq - 1 WHERE entry_seq > 4")
+    _rewrite_chain(checkpointed)
+    assert checkpointed._walk_chain().ok
+    result = checkpointed.verify()
+    assert not result.ok and "rewritten" in result.problem
+
+
+def test_a_truncation_is_named(checkpointed):
+    _sql(checkpointed, "DELETE FROM records WHERE entry_seq >= 2")
+    _sql(checkpointed, "DELETE FROM drops")
+    _sql(checkpointed, "DELETE FROM checkpoints")
+    _sql(checkpointed, "DELETE FROM chain WHERE seq >= 2")
+    assert checkpointed._walk_chain().ok  # a shorter chain is still a valid chain
+    result = checkpointed.verify()
+    assert not result.ok and result.first_bad == 3
+    assert "truncated to 1 entries" in result.problem
+
+
+def test_a_checkpoint_re_signed_by_another_key_is_refused(checkpointed, signer):
+    from resources.core.signing import Signer
+
+    intruder = Signer.generate()
+    checkpointed.checkpoint(intruder, "forged")
+    assert checkpointed.verify().ok  # each signature holds for its own key...
+    result = checkpointed.verify(signer.fingerprint)  # ...but only one key is trusted
+    assert not result.ok and "not the trusted key" in result.problem
+
+
+def test_an_altered_checkpoint_fails_its_signature(checkpointed):
+    _sql(checkpointed, "UPDATE checkpoints SET entry_hash = repeat('a', 64)")
+    checkpointed.checkpoint_log.unlink()
+    _rewrite_chain(checkpointed)
+    result = checkpointed.verify()
+    assert not result.ok and "signature does not verify" in result.problem

@@ -8,9 +8,13 @@ from hypothesis import strategies as st
 from torch import nn
 
 from resources.train.privacy_audit import (
+    ATTRIBUTE_TEMPLATE,
+    ATTRIBUTE_VALUES,
     CANARY_TEMPLATE,
+    attribute_inference,
     exposures,
     make_canaries,
+    make_planted_attributes,
     membership_inference,
     record_losses,
     roc_auc,
@@ -107,3 +111,51 @@ def test_record_losses_batches_consistently():
     texts = [f"n {i:02d}" for i in range(37)]
     out = record_losses(model, task, texts, max_examples=1, batch_size=8)
     assert out.tolist() == list(range(37))
+
+
+class AttributeTask:
+    """Encodes a text as its index in a fixed list, so a Table model gives each its loss."""
+
+    pad_value = -1
+
+    def __init__(self, texts: list[str]) -> None:
+        self.index = {t: i for i, t in enumerate(texts)}
+
+    def encode(self, text: str) -> torch.Tensor:
+        return torch.tensor([[self.index[text]]])
+
+    def loss(self, model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        return model(batch[:, 0, 0])
+
+
+def _attribute_world(planted, memorized: int):
+    """Candidate losses where the model prefers the true value of the first ``memorized``."""
+    texts = [ATTRIBUTE_TEMPLATE.format(p.subject, v) for p in planted for v in ATTRIBUTE_VALUES]
+    losses = torch.ones(len(texts))
+    for i, p in enumerate(planted):
+        true = ATTRIBUTE_VALUES.index(p.secret)
+        # the rest: the model prefers the first value, whatever the secret
+        preferred = true if i < memorized else 0
+        losses[i * len(ATTRIBUTE_VALUES) + preferred] = 0.0
+    return Table(losses), AttributeTask(texts)
+
+
+def test_attribute_inference_is_accuracy_over_the_population_baseline():
+    planted = make_planted_attributes(20, insertions=1, seed=3)
+    assert planted == make_planted_attributes(20, insertions=1, seed=3)
+    secrets = [p.secret for p in planted]
+    baseline = max(secrets.count(v) for v in set(secrets)) / 20
+    first_share = secrets.count(ATTRIBUTE_VALUES[0]) / 20
+
+    model, task = _attribute_world(planted, memorized=20)
+    full = attribute_inference(model, task, planted, max_examples=1)
+    assert full.accuracy == 1.0 and full.baseline == baseline
+    assert full.advantage == pytest.approx(1.0 - baseline)
+
+    model, task = _attribute_world(planted, memorized=0)
+    none = attribute_inference(model, task, planted, max_examples=1)
+    assert none.accuracy == pytest.approx(first_share)  # a constant guess: no better than chance
+    assert none.advantage <= 0.0
+
+    empty = attribute_inference(model, task, [], max_examples=1)
+    assert empty.records == 0 and np.isnan(empty.advantage)  # not measured: the gate denies

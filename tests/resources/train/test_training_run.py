@@ -75,7 +75,8 @@ def test_execute_trains_privately_and_audits_against_a_reference():
     plan = plan_run(records(120), config)
     outcome = execute(plan, config)
     dp = outcome.dp
-    assert outcome.units == plan.members.height + 2 * 2  # each canary insertion is a unit
+    # each canary insertion is a unit, and so is each planted attribute record (16 by default)
+    assert outcome.units == plan.members.height + 2 * 2 + 16
     assert dp.sample_rate == pytest.approx(1 / math.ceil(outcome.units / 16))
     independent = PRVAccountant()
     independent.history = [(dp.noise_multiplier, dp.sample_rate, dp.steps)]
@@ -94,5 +95,7 @@ def test_execute_trains_privately_and_audits_against_a_reference():
         )
         assert 0.0 <= ev.canary_exposure_mean <= ev.canary_exposure_max <= math.log2(100)
         assert ev.canary_exposure_bound == pytest.approx(math.log2(100))
+        assert ev.attr_records == 16
+        assert ev.attr_advantage == pytest.approx(ev.attr_accuracy - ev.attr_baseline)
     dp_eval, ref_eval = outcome.evaluations
     assert ref_eval.heldout_loss < dp_eval.heldout_loss  # DP costs utility
