@@ -247,7 +247,7 @@ def _preprocessing(ledger: Ledger, corpus: Corpus, settings: dict) -> dict:
         "SELECT DISTINCT name, version, sha256, entries FROM hash_lists ORDER BY name, version"
     ).to_dicts()
     return {
-        "stages": ["ingest", "dedup", "scrub", "screen", "train"],
+        "stages": ["ingest", "dedup", "scrub", "train"],
         "settings": settings,
         "policy": corpus.policy.model_dump(),
         "latest_stage_counts": counts,

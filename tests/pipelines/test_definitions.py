@@ -54,6 +54,7 @@ def test_rescreen_is_a_job_of_its_own_run_by_the_sensor_and_the_nightly_schedule
         "dedup",
         "scrub",
         "train",
+        "release",
     }
     assert defs.resolve_sensor_def("hashlist_sensor").job_name == "rescreen_job"
     assert defs.resolve_schedule_def("nightly_rescreen").job_name == "rescreen_job"

@@ -57,10 +57,10 @@ def build_trained(root: Path) -> Path:
         ],
         "setup",
     )
-    outputs = sorted((root / "data" / "screen").glob("*.parquet"))
+    outputs = sorted((root / "data" / "scrub").glob("*.parquet"))
     ledger.append(
         "artifacts",
-        [artifact(p, "screen", p.stem).row() | {"run_id": "setup"} for p in outputs],
+        [artifact(p, "scrub", p.stem).row() | {"run_id": "setup"} for p in outputs],
         "setup",
     )
     ledger.append(

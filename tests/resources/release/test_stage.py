@@ -83,7 +83,7 @@ def changed_upstream_file(params_file: Path) -> None:
     """One byte added to the file the ledger names (the session's template: restored after)."""
     path = Path(
         ledger_of(params_file)
-        .query("SELECT path FROM artifacts WHERE stage = 'screen' AND source_id = 'forum'")
+        .query("SELECT path FROM artifacts WHERE stage = 'scrub' AND source_id = 'forum'")
         .item()
     )
     CHANGED.append((path, path.read_bytes()))
