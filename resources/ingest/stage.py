@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import chain
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from resources.core.storage import Artifact, artifact, atomic_path, file_sha256
 from resources.ingest.config import IngestConfig
 from resources.ingest.files import SourceFile, content_digest, list_files
 from resources.ingest.readers import READERS, Item, ReadSpec, reject
+from resources.scrub.keys import protect_keys
 
 STAGE = "ingest"
 
@@ -56,10 +57,16 @@ def batches(items: Iterable[Item], source_id: str, size: int) -> Iterator[Batch]
     for item in items:
         chunk.append(item)
         if len(chunk) >= size:
-            yield to_batch(chunk, source_id)
+            yield to_batch(_keys_protected(chunk), source_id)
             chunk = []
     if chunk:
-        yield to_batch(chunk, source_id)
+        yield to_batch(_keys_protected(chunk), source_id)
+
+
+def _keys_protected(items: list[Item]) -> list[Item]:
+    """A source_key that holds PII is stored, everywhere, as its keyed hash."""
+    keys = protect_keys([i.source_key for i in items])
+    return [replace(i, source_key=k) for i, k in zip(items, keys, strict=True)]
 
 
 def to_batch(items: list[Item], source_id: str) -> Batch:

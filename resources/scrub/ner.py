@@ -1,0 +1,245 @@
+"""PERSON and ADDRESS from the project's own NER model (resources.scrub.ner_model), as a recognizer.
+
+Presidio runs it like any recognizer (``Detector.analyze_plain`` too). The detector's fast path
+runs it only on windows around NER_TRIGGER's hits: a capitalized word inside a sentence, two
+capitalized words in a row, a number beside a capitalized word (house numbers), or letters of
+an uncased script (CJK, Arabic, Devanagari, ...). Prose with none of these holds no name the
+model could find, so the model never reads it.
+"""
+
+import regex
+from presidio_analyzer import EntityRecognizer, RecognizerResult
+from spacy.lang.en.stop_words import STOP_WORDS
+
+from resources.scrub import ner_model
+from resources.scrub.person_names import gazetteer
+from resources.scrub.recognizers import Trigger
+
+SCORE = 0.41
+"""spaCy's NER gives no confidence. Just over the threshold (0.4), under every pattern match that
+passes it with some evidence (a valid phone, a checksum, a context word), so digits the model
+reads as part of an address or a name stay the phone, card or IBAN they are."""
+
+STOP_WORDS_CAPITALIZED = frozenset(w.capitalize() for w in STOP_WORDS)
+
+NER_TRIGGER = Trigger(
+    regex.compile(
+        r"(?<=[^\s.!?]\s+)\p{Lu}"  # capitalized inside a sentence
+        r"|\p{Lu}\S*\s+\p{Lu}"  # two capitalized words in a row
+        r"|\d\s+\p{Lu}|\p{L}\s\d"  # house numbers: 1840 Kloof, Lindenallee 12
+        r"|\p{Lo}"  # an uncased script
+    ),
+    before=64,
+    after=96,
+)
+
+
+_PARTICLES = frozenset(
+    [
+        "van",
+        "von",
+        "de",
+        "der",
+        "den",
+        "da",
+        "di",
+        "del",
+        "della",
+        "du",
+        "la",
+        "le",
+        "ten",
+        "ter",
+        "dos",
+        "das",
+        "do",
+        "y",
+        "zu",
+        "bin",
+        "ibn",
+        "al",
+        "el",
+    ]
+)
+# Legal forms: a name right before one is a company's ("Harris Mining Limited", "Tveit ASA").
+_LEGAL_FORMS = frozenset(
+    [
+        "Ltd",
+        "Limited",
+        "Inc",
+        "Corp",
+        "Corporation",
+        "Company",
+        "LLC",
+        "LLP",
+        "PLC",
+        "GmbH",
+        "AG",
+        "KG",
+        "SA",
+        "SAS",
+        "SARL",
+        "SpA",
+        "Srl",
+        "BV",
+        "NV",
+        "VOF",
+        "CV",
+        "ASA",
+        "AS",
+        "ApS",
+        "AB",
+        "Oy",
+        "Oyj",
+        "Kft",
+        "Zrt",
+        "Bt",
+        "Kht",
+        "Nyrt",
+        "s.r.o",
+        "a.s",
+        "k.s",
+        "v.o.s",
+        "d.o.o",
+        "d.d",
+        "Tbk",
+        "TNHH",
+        "Group",
+        "Holdings",
+        "Co",
+    ]
+)
+_TITLES = frozenset(
+    [
+        "Mr",
+        "Mrs",
+        "Ms",
+        "Miss",
+        "Mx",
+        "Dr",
+        "Prof",
+        "Sir",
+        "Dame",
+        "Herr",
+        "Frau",
+        "Mme",
+        "Mlle",
+        "Sr",
+        "Sra",
+        "Sig",
+        "Dott",
+        "Pan",
+        "Pani",
+    ]
+)
+_WORD = regex.compile(r"\S+")
+_PLACEHOLDER = regex.compile(r"<[A-Z_]+(?::[a-p]+)?>")  # what the scrubber put in
+_CODE = regex.compile(r"[A-Z0-9]*\d[A-Z0-9]{6,}")  # IBANs, order and account numbers
+# What follows a street and belongs to the address: ", [postcode] City [Name]".
+_CITY_TAIL = regex.compile(r"\.?,[ ]?(?:\d{3,6}[ ])?\p{Lu}[\p{L}'’-]+(?:[ ]\p{Lu}[\p{L}'’-]+){0,2}")
+# Capitalized words then a house number are a street, not a name ("Ida Ekmanin katu 685").
+_HOUSE_NUMBER = regex.compile(
+    r"(?:[ ](\p{Ll}+)\.?)?(?:[ ](?:No|Nr|nr|no)\.?)?[ ]\d{1,5}[a-zA-Z]?(?![\d.,/-]?\d)"
+)
+
+
+def tidy(text: str, label: str, start: int, end: int) -> tuple[str, int, int] | None:
+    """The model's span with the rules a name or an address always keeps.
+
+    An identifier (an IBAN, an order number) is neither: what follows the last one is kept. A
+    name has no lowercase word at its ends or inside ("reach Ana Novak" -> "Ana Novak";
+    particles such as "van" aside) and is not followed by a legal form ("Király Kft"); a span
+    without a digit is a name, capitalized words before a house number are a street; an
+    address takes the ", City" that follows it.
+    """
+    words = [(m.start() + start, m.end() + start) for m in _WORD.finditer(text[start:end])]
+    codes = [i for i, (s, e) in enumerate(words) if _not_a_name_or_street(text[s:e])]
+    if codes:
+        words = words[codes[-1] + 1 :]
+    if not words:
+        return None
+    start = words[0][0]
+    if label == "ADDRESS" and not any(c.isdigit() for c in text[start:end]):
+        label = "PERSON"
+    if label == "PERSON":
+        name = _name_words(text, words)
+        if not name or sum(c.isalpha() for c in text[name[0][0] : name[-1][1]]) < 2:
+            return None
+        start, end = name[0][0], name[-1][1]
+        after = _WORD.match(text, end + 1) if text[end : end + 1] == " " else None
+        last = text[name[-1][0] : end].rstrip(",.;:")
+        if last in _LEGAL_FORMS or (after and after.group().rstrip(",.;:") in _LEGAL_FORMS):
+            return None
+        number = _HOUSE_NUMBER.match(text, end)
+        if not number or (number.group(1) or "") in STOP_WORDS:  # "Ana on 555 ..." is a name
+            return label, start, end
+        label, end = "ADDRESS", number.end()
+    tail = _CITY_TAIL.match(text, end)
+    return label, start, tail.end() if tail else end
+
+
+def _name_words(text: str, words: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The first run of name words: no lowercase word except particles, none at the ends."""
+    run: list[tuple[int, int]] = []
+    while words and text[words[0][0] : words[0][1]].rstrip(".") in _TITLES:
+        words = words[1:]  # "Dr. Garcia": the name is Garcia
+    for s, e in words:
+        if _lowercase(text[s:e]):
+            if run and text[s:e] not in _PARTICLES:
+                break
+            if not run:
+                continue
+        run.append((s, e))
+    while run and _lowercase(text[run[-1][0] : run[-1][1]]):
+        run.pop()
+    return run
+
+
+def _not_a_name_or_street(word: str) -> bool:
+    """An identifier (IBAN, order number) or a placeholder the scrubber wrote."""
+    return bool(_CODE.fullmatch(word.rstrip(",.;:")) or _PLACEHOLDER.search(word))
+
+
+def _lowercase(word: str) -> bool:
+    return word[0].islower() and word not in _PARTICLES
+
+
+class NerRecognizer(EntityRecognizer):
+    """Entities of the spaCy pipeline at model_path (its labels are Presidio's entity names)."""
+
+    def __init__(self, model_path: str, entities: tuple[str, ...] = ner_model.LABELS) -> None:
+        self.model_path = model_path
+        super().__init__(supported_entities=list(entities), name="NerRecognizer", context=[])
+
+    def load(self) -> None:
+        self.nlp = ner_model.load(self.model_path)
+        self.first, self.last = gazetteer()
+        self._ready: dict[str, list[tuple[str, int, int]]] = {}
+
+    def prefetch(self, texts: list[str]) -> None:
+        """Run the model over many texts at once (nlp.pipe batches them, ~3x faster on short
+        texts); analyze() then takes each text's entities from here."""
+        self._ready = {}  # what an earlier batch left is not asked for again
+        for text, doc in zip(texts, self.nlp.pipe(texts, batch_size=256), strict=True):
+            self._ready[text] = [(e.label_, e.start_char, e.end_char) for e in doc.ents]
+
+    def _plausible(self, text: str, label: str, start: int, end: int) -> bool:
+        """One word alone is a name only if the gazetteer knows it (the model cannot tell
+        "Her" or "History" at a sentence's start from a surname); two or more need no list."""
+        word = text[start:end]
+        if label != "PERSON" or " " in word:
+            return True
+        return word.capitalize() not in STOP_WORDS_CAPITALIZED and (
+            word in self.first or word in self.last
+        )
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+        found = self._ready.pop(text, None)
+        if found is None:
+            found = [(e.label_, e.start_char, e.end_char) for e in self.nlp(text).ents]
+        out = []
+        for label, start, end in found:
+            kept = tidy(text, label, start, end)
+            if kept is not None and kept[0] in entities and self._plausible(text, *kept):
+                out.append(RecognizerResult(kept[0], kept[1], kept[2], SCORE))
+        return out
