@@ -47,7 +47,6 @@ from resources.scrub.config import (
     Operator,
     ScrubConfig,
 )
-from resources.scrub.keys import resolve_salt
 from resources.scrub.ner import NER_TRIGGER, NerRecognizer
 from resources.scrub.person_names import PersonNameRecognizer
 from resources.scrub.recognizers import (
@@ -61,6 +60,7 @@ from resources.scrub.recognizers import (
     UkNhsRecognizer,
     custom_recognizer,
 )
+from resources.scrub.salt import resolve_salt
 
 __all__ = [
     "DEFAULT_ENTITIES",

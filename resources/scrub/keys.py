@@ -8,26 +8,14 @@ given the same way and finds the record, while the ledger and every output hold 
 
 import hashlib
 import hmac
-import logging
-import os
 from functools import cache
 
-from resources.scrub.config import DEV_SALT, ScrubConfig
-
-log = logging.getLogger(__name__)
+from resources.scrub.config import ScrubConfig
+from resources.scrub.salt import resolve_salt
 
 PREFIX = "pii-key:"
 """Marks a stored key as the keyed hash of a raw key that held PII."""
 _SEPARATORS = str.maketrans({"_": " ", "/": " ", "\\": " ", "+": " "})
-
-
-def resolve_salt(env_name: str) -> bytes:
-    """The HMAC key from the named environment variable, or the documented dev default."""
-    value = os.environ.get(env_name)
-    if not value:
-        log.warning("%s is unset: hashing PII with the public dev salt", env_name)
-        value = DEV_SALT
-    return value.encode("utf-8")
 
 
 @cache
