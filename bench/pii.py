@@ -429,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ledger", help="append the figures to this ledger's detector_benchmarks")
     args = ap.parse_args(argv)
 
-    held = make_held_out_set(args.short, seed=args.seed + 1000)  # seed 7 was the dev draw
+    # Draw 7 was for error analysis, 1000 a first test before the last rules; 2000 is final.
+    held = make_held_out_set(args.short, seed=args.seed + 2000)
     long_docs = make_eval_set(args.long, args.seed, min_bytes=2000)
     print(
         f"held-out set: {len(held)} support-ticket texts from {len(BENCH_TEMPLATES)} templates"
@@ -449,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
 
     eval_set = (
         f"held-out:{','.join(HELD_OUT_LOCALES)}:templates={len(BENCH_TEMPLATES)}"
-        f":docs={len(held)}:seed={args.seed + 1000}"
+        f":docs={len(held)}:seed={args.seed + 2000}"
     )
     rows = []
     for label, (secs, _) in short_runs.items():

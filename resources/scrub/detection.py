@@ -48,7 +48,7 @@ from resources.scrub.config import (
     ScrubConfig,
 )
 from resources.scrub.ner import NER_TRIGGER, NerRecognizer
-from resources.scrub.person_names import PersonNameRecognizer
+from resources.scrub.person_names import PersonNameRecognizer, gazetteer
 from resources.scrub.recognizers import (
     TRIGGERS,
     CardRecognizer,
@@ -500,7 +500,10 @@ def _scrub_batch(texts: list[str]) -> list[ScrubResult]:
 def scrub_texts(texts: Sequence[str], config: ScrubConfig) -> list[ScrubResult]:
     """Scrub many texts in order, on config.workers processes (each builds its Scrubber once)."""
     if config.ner:
-        ner_model.ensure_model()  # built once here, not by each worker at the same time
+        # Built once here, not by each worker at the same time; loaded here, so that forked
+        # workers share the loaded model and name lists instead of each reading them again.
+        ner_model.load(str(ner_model.ensure_model()))
+        gazetteer()
     if config.workers <= 1 or len(texts) < 2 * config.batch_size:
         scrubber = Scrubber(config)
         return [

@@ -7,6 +7,9 @@ an uncased script (CJK, Arabic, Devanagari, ...). Prose with none of these holds
 model could find, so the model never reads it.
 """
 
+import importlib
+from functools import cache
+
 import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from spacy.lang.en.stop_words import STOP_WORDS
@@ -136,11 +139,36 @@ _WORD = regex.compile(r"\S+")
 _PLACEHOLDER = regex.compile(r"<[A-Z_]+(?::[a-p]+)?>")  # what the scrubber put in
 _CODE = regex.compile(r"[A-Z0-9]*\d[A-Z0-9]{6,}")  # IBANs, order and account numbers
 # What follows a street and belongs to the address: ", [postcode] City [Name]".
-_CITY_TAIL = regex.compile(r"\.?,[ ]?(?:\d{3,6}[ ])?\p{Lu}[\p{L}'’-]+(?:[ ]\p{Lu}[\p{L}'’-]+){0,2}")
+_CITY_TAIL = regex.compile(
+    r"\.?,[ ]?(?:\d{3,6}[ ])?\p{Lu}[\p{L}'’-]+(?:[ ](?:\p{Ll}{2,4}[ ])?\p{Lu}[\p{L}'’-]+){0,3}"
+)
 # Capitalized words then a house number are a street, not a name ("Ida Ekmanin katu 685").
 _HOUSE_NUMBER = regex.compile(
-    r"(?:[ ](\p{Ll}+)\.?)?(?:[ ](?:No|Nr|nr|no)\.?)?[ ]\d{1,5}[a-zA-Z]?(?![\d.,/-]?\d)"
+    r"\.?(?:[ ](\p{Ll}+)\.?)?(?:[ ]?(?:No|Nr|nr|no|N°)\.?)?[ ]\d{1,5}[a-zA-Z]?(?![\d.,/-]?\d)"
 )
+# Units after the house number: "Bl. 33  Sc. 79 Ap. 489", "Apt 4", "Suite 12".
+_UNITS = regex.compile(r"(?:,?[ ]{1,2}(?:Bl|Sc|Ap|Apt|Et|Suite|Unit|Fl|Flat)\.?[ ]?\d+\w*)+")
+
+
+@cache
+def street_words(kind: str) -> frozenset[str]:
+    """Street-type words of the training locales' Faker address providers: kind "prefix"
+    ("Calle", "Rue", "Strada") or "suffix" ("Drive", "Landing", "Allee")."""
+    words: set[str] = set()
+    for loc in ner_model.train_locales():
+        try:
+            provider = importlib.import_module(f"faker.providers.address.{loc}").Provider
+        except ModuleNotFoundError:
+            continue
+        for attr in dir(provider):
+            if attr.startswith("street_") and kind in attr:
+                values = getattr(provider, attr)
+                if isinstance(values, (list, tuple, dict)):
+                    words |= {str(v).strip().lower().rstrip(".") for v in values}
+    return frozenset(w for w in words if len(w) > 2 and " " not in w and "{" not in w)
+
+
+_NUMBER_BEFORE = regex.compile(r"\d+[\w/]*[ ]$")
 
 
 def tidy(text: str, label: str, start: int, end: int) -> tuple[str, int, int] | None:
@@ -166,6 +194,13 @@ def tidy(text: str, label: str, start: int, end: int) -> tuple[str, int, int] | 
         if not name or sum(c.isalpha() for c in text[name[0][0] : name[-1][1]]) < 2:
             return None
         start, end = name[0][0], name[-1][1]
+        number_before = _NUMBER_BEFORE.search(text[max(0, start - 12) : start])
+        if text[name[0][0] : name[0][1]].lower() in street_words("prefix"):
+            number = _HOUSE_NUMBER.match(text, end)  # "Strada Manole Nr. 19": a street
+            return "ADDRESS", start, _address_end(text, number.end() if number else end)
+        if number_before and text[name[-1][0] : end].lower() in street_words("suffix"):
+            start -= len(number_before.group())  # "617 Lewis Landing": a street
+            return "ADDRESS", start, _address_end(text, end)
         after = _WORD.match(text, end + 1) if text[end : end + 1] == " " else None
         last = text[name[-1][0] : end].rstrip(",.;:")
         if last in _LEGAL_FORMS or (after and after.group().rstrip(",.;:") in _LEGAL_FORMS):
@@ -174,8 +209,15 @@ def tidy(text: str, label: str, start: int, end: int) -> tuple[str, int, int] | 
         if not number or (number.group(1) or "") in STOP_WORDS:  # "Ana on 555 ..." is a name
             return label, start, end
         label, end = "ADDRESS", number.end()
+    return label, start, _address_end(text, end)
+
+
+def _address_end(text: str, end: int) -> int:
+    """Where an address ending at end really ends: after its units and its ", City"."""
+    units = _UNITS.match(text, end)
+    end = units.end() if units else end
     tail = _CITY_TAIL.match(text, end)
-    return label, start, tail.end() if tail else end
+    return tail.end() if tail else end
 
 
 def _name_words(text: str, words: list[tuple[int, int]]) -> list[tuple[int, int]]:
