@@ -47,8 +47,8 @@ from resources.scrub.config import (
     Operator,
     ScrubConfig,
 )
-from resources.scrub.ner import NER_TRIGGER, NerRecognizer
-from resources.scrub.person_names import PersonNameRecognizer, gazetteer
+from resources.scrub.ner import NER_TRIGGER, NerRecognizer, preload
+from resources.scrub.person_names import PersonNameRecognizer
 from resources.scrub.recognizers import (
     TRIGGERS,
     CardRecognizer,
@@ -502,8 +502,7 @@ def scrub_texts(texts: Sequence[str], config: ScrubConfig) -> list[ScrubResult]:
     if config.ner:
         # Built once here, not by each worker at the same time; loaded here, so that forked
         # workers share the loaded model and name lists instead of each reading them again.
-        ner_model.load(str(ner_model.ensure_model()))
-        gazetteer()
+        preload(str(ner_model.ensure_model()))
     if config.workers <= 1 or len(texts) < 2 * config.batch_size:
         scrubber = Scrubber(config)
         return [

@@ -246,6 +246,14 @@ def _lowercase(word: str) -> bool:
     return word[0].islower() and word not in _PARTICLES
 
 
+def preload(model_path: str):
+    """Load what the recognizer reads (model, name lists, street words) into this process, so
+    that workers forked from it share them instead of each reading them again (~2 s)."""
+    street_words("prefix")
+    street_words("suffix")
+    return ner_model.load(model_path), gazetteer()
+
+
 class NerRecognizer(EntityRecognizer):
     """Entities of the spaCy pipeline at model_path (its labels are Presidio's entity names)."""
 
@@ -254,8 +262,7 @@ class NerRecognizer(EntityRecognizer):
         super().__init__(supported_entities=list(entities), name="NerRecognizer", context=[])
 
     def load(self) -> None:
-        self.nlp = ner_model.load(self.model_path)
-        self.first, self.last = gazetteer()
+        self.nlp, (self.first, self.last) = preload(self.model_path)
         self._ready: dict[str, list[tuple[str, int, int]]] = {}
 
     def prefetch(self, texts: list[str]) -> None:
