@@ -298,13 +298,29 @@ def resolve(spans: Iterable[Span]) -> list[Span]:
     kept: list[Span] = []
     for s in merged:
         i = bisect.bisect_left(taken, (s.start, s.end))
-        if i > 0 and taken[i - 1][1] > s.start:
-            continue
-        if i < len(taken) and taken[i][0] < s.end:
+        if (i > 0 and taken[i - 1][1] > s.start) or (i < len(taken) and taken[i][0] < s.end):
+            if s.entity_type in ner_model.LABELS:  # "Ana, 12 Elm St, phone 555-..." keeps
+                for start, end in _uncovered(s, taken):  # the street beside the phone
+                    bisect.insort(taken, (start, end))
+                    kept.append(Span(start, end, s.entity_type, s.score, s.confirmed))
             continue
         taken.insert(i, (s.start, s.end))
         kept.append(s)
     return sorted(kept)
+
+
+def _uncovered(span: Span, taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The stretches of span that no taken span covers, at least 4 characters long."""
+    out, pos = [], span.start
+    for start, end in taken:
+        if end <= pos or start >= span.end:
+            continue
+        if start - pos >= 4:
+            out.append((pos, start))
+        pos = max(pos, end)
+    if span.end - pos >= 4:
+        out.append((pos, span.end))
+    return out
 
 
 # --------------------------------------------------------------------------- detector

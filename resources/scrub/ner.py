@@ -136,11 +136,13 @@ _TITLES = frozenset(
     ]
 )
 _WORD = regex.compile(r"\S+")
-_PLACEHOLDER = regex.compile(r"<[A-Z_]+(?::[a-p]+)?>")  # what the scrubber put in
+# What the scrubber put in ("<PERSON>", "<EMAIL_ADDRESS:abc...>"); spaCy splits off the "<".
+_PLACEHOLDER = regex.compile(r"<?[A-Z][A-Z_]+(?::[a-p]+)?>")
 _CODE = regex.compile(r"[A-Z0-9]*\d[A-Z0-9]{6,}")  # IBANs, order and account numbers
 # What follows a street and belongs to the address: ", [postcode] City [Name]".
 _CITY_TAIL = regex.compile(
     r"\.?,[ ]?(?:\d{3,6}[ ])?\p{Lu}[\p{L}'’-]+(?:[ ](?:\p{Ll}{2,4}[ ])?\p{Lu}[\p{L}'’-]+){0,3}"
+    r"(?:,?[ ](?:[A-Z]{2}[ ])?\d{4,6}(?:-\d{4})?)?"  # ", IL 62704", " 8000"
 )
 # Capitalized words then a house number are a street, not a name ("Ida Ekmanin katu 685").
 _HOUSE_NUMBER = regex.compile(
@@ -168,7 +170,21 @@ def street_words(kind: str) -> frozenset[str]:
     return frozenset(w for w in words if len(w) > 2 and " " not in w and "{" not in w)
 
 
+_SENTENCE_START = regex.compile(r"(?:^|[.!?:\n])\s*$")
 _NUMBER_BEFORE = regex.compile(r"\d+[\w/]*[ ]$")
+
+
+_NAME_THEN_STREET = regex.compile(r"([^\d,]+),[ ](?=\d)")
+
+
+def tidy_all(text: str, label: str, start: int, end: int) -> list[tuple[str, int, int]]:
+    """tidy() of the model's span; "Ana Novak, 12 Elm St, Austin" read as one address is a
+    name and an address (else the name's better-scored gazetteer match would drop it all)."""
+    head = _NAME_THEN_STREET.match(text, start, end) if label == "ADDRESS" else None
+    parts = [(label, start, end)]
+    if head:
+        parts = [("PERSON", start, head.end(1)), ("ADDRESS", head.end(), end)]
+    return [t for part in parts if (t := tidy(text, *part)) is not None]
 
 
 def tidy(text: str, label: str, start: int, end: int) -> tuple[str, int, int] | None:
@@ -195,7 +211,7 @@ def tidy(text: str, label: str, start: int, end: int) -> tuple[str, int, int] | 
             return None
         start, end = name[0][0], name[-1][1]
         number_before = _NUMBER_BEFORE.search(text[max(0, start - 12) : start])
-        if text[name[0][0] : name[0][1]].lower() in street_words("prefix"):
+        if len(name) > 1 and text[name[0][0] : name[0][1]].lower() in street_words("prefix"):
             number = _HOUSE_NUMBER.match(text, end)  # "Strada Manole Nr. 19": a street
             return "ADDRESS", start, _address_end(text, number.end() if number else end)
         if number_before and text[name[-1][0] : end].lower() in street_words("suffix"):
@@ -209,6 +225,11 @@ def tidy(text: str, label: str, start: int, end: int) -> tuple[str, int, int] | 
         if not number or (number.group(1) or "") in STOP_WORDS:  # "Ana on 555 ..." is a name
             return label, start, end
         label, end = "ADDRESS", number.end()
+    while words and text[words[-1][0]].islower() and words[-1][1] > start:
+        end = words.pop()[0]  # "..., IL 62704, phone": the address ends before "phone"
+        end = len(text[:end].rstrip(" ,;:"))
+    if end <= start:
+        return None
     return label, start, _address_end(text, end)
 
 
@@ -243,7 +264,8 @@ def _not_a_name_or_street(word: str) -> bool:
 
 
 def _lowercase(word: str) -> bool:
-    return word[0].islower() and word not in _PARTICLES
+    """Not a word a name or an address ends on: lowercase (particles aside) or no letter."""
+    return (word[0].islower() or not any(c.isalpha() for c in word)) and word not in _PARTICLES
 
 
 def preload(model_path: str):
@@ -273,11 +295,14 @@ class NerRecognizer(EntityRecognizer):
             self._ready[text] = [(e.label_, e.start_char, e.end_char) for e in doc.ents]
 
     def _plausible(self, text: str, label: str, start: int, end: int) -> bool:
-        """One word alone is a name only if the gazetteer knows it (the model cannot tell
-        "Her" or "History" at a sentence's start from a surname); two or more need no list."""
+        """One word alone is a name only inside a sentence and if the gazetteer knows it (the
+        model cannot tell "Her" or "Moon" at a sentence's start from a surname); two or more
+        words need no list."""
         word = text[start:end]
         if label != "PERSON" or " " in word:
             return True
+        if _SENTENCE_START.search(text[max(0, start - 4) : start]) or start == 0:
+            return False  # "Moon stars observatory": any word is capitalized there
         return word.capitalize() not in STOP_WORDS_CAPITALIZED and (
             word in self.first or word in self.last
         )
@@ -288,7 +313,7 @@ class NerRecognizer(EntityRecognizer):
             found = [(e.label_, e.start_char, e.end_char) for e in self.nlp(text).ents]
         out = []
         for label, start, end in found:
-            kept = tidy(text, label, start, end)
-            if kept is not None and kept[0] in entities and self._plausible(text, *kept):
-                out.append(RecognizerResult(kept[0], kept[1], kept[2], SCORE))
+            for kept in tidy_all(text, label, start, end):
+                if kept[0] in entities and self._plausible(text, *kept):
+                    out.append(RecognizerResult(kept[0], kept[1], kept[2], SCORE))
         return out

@@ -4,7 +4,7 @@ from pytest_socket import disable_socket, enable_socket
 from bench.pii import make_held_out_set, score
 from resources.scrub.config import ScrubConfig
 from resources.scrub.detection import Scrubber
-from resources.scrub.ner import tidy
+from resources.scrub.ner import tidy, tidy_all
 
 
 @pytest.mark.parametrize(
@@ -20,6 +20,14 @@ from resources.scrub.ner import tidy
 )
 def test_tidy(text, span, expected):
     assert tidy(text, *span) == expected
+
+
+def test_a_name_then_a_street_read_as_one_address_is_split():
+    text = "to Ana Novak, 12 Elm Street, Austin, TX 78701, phone"
+    assert tidy_all(text, "ADDRESS", 3, len(text)) == [
+        ("PERSON", 3, 12),
+        ("ADDRESS", 14, 45),
+    ]
 
 
 def test_tidy_drops_a_name_of_lowercase_words_only():
