@@ -47,7 +47,7 @@ from resources.scrub.config import (
     Operator,
     ScrubConfig,
 )
-from resources.scrub.ner import NER_TRIGGER, NerRecognizer, preload
+from resources.scrub.ner import NER_TRIGGER, NER_WHOLE_TEXT_CHARS, NerRecognizer, preload
 from resources.scrub.person_names import PersonNameRecognizer
 from resources.scrub.recognizers import (
     TRIGGERS,
@@ -416,7 +416,7 @@ class Detector:
 
 def _view(text: str, trigger: Trigger | None) -> _Compacted | None:
     """What a recognizer behind this trigger reads of text: all, its windows, or nothing."""
-    if trigger is None:
+    if trigger is None or (trigger is NER_TRIGGER and len(text) <= NER_WHOLE_TEXT_CHARS):
         return _Compacted(text, [0], [0])
     wins = windows(text, trigger)
     return _compact(text, wins) if wins else None
@@ -488,9 +488,38 @@ class Scrubber:
 
     def scrub(self, text: str) -> ScrubResult:
         spans = self.detector.detect(text)
+        if self.config.ner and any(s.entity_type in ner_model.LABELS for s in spans):
+            spans = resolve(spans + self._second_look(text, spans))
         counts = dict(Counter(s.entity_type for s in spans))
         over = len(spans) > self.config.max_entities_per_doc
         return ScrubResult(anonymize(text, spans, self.config, self.salt), counts, over, spans)
+
+    def _second_look(self, text: str, spans: list[Span]) -> list[Span]:
+        """Names and addresses the model finds once what it found is replaced.
+
+        The model reads a name by its context: "Ship it to Sven Kowalski, 4234 Rue de la Paix"
+        can yield only the address, and "Ship it to Sven Kowalski, <ADDRESS>" then the name.
+        The residual re-scan reads the output, so the scrubber looks again first. Spans are
+        mapped back to the input; one touching a placeholder is not kept.
+        """
+        parts, kept, pos, out_pos = [], [], 0, 0  # kept: (output start, input start, length)
+        for sp in sorted(spans):
+            kept.append((out_pos, pos, sp.start - pos))
+            placeholder = f"<{sp.entity_type}>"
+            parts += [text[pos : sp.start], placeholder]
+            out_pos += sp.start - pos + len(placeholder)
+            pos = sp.end
+        kept.append((out_pos, pos, len(text) - pos))
+        parts.append(text[pos:])
+        found = []
+        for sp in self.detector.detect("".join(parts)):
+            if sp.entity_type not in ner_model.LABELS:
+                continue
+            for out_start, in_start, length in kept:
+                if out_start <= sp.start and sp.end <= out_start + length:
+                    shift = in_start - out_start
+                    found.append(Span(sp.start + shift, sp.end + shift, sp.entity_type, sp.score))
+        return found
 
     def scrub_many(self, texts: Sequence[str]) -> list[ScrubResult]:
         self.detector.prefetch(texts)

@@ -23,6 +23,9 @@ SCORE = 0.41
 passes it with some evidence (a valid phone, a checksum, a context word), so digits the model
 reads as part of an address or a name stay the phone, card or IBAN they are."""
 
+NER_WHOLE_TEXT_CHARS = 4000
+"""A text this short is read whole: its windows would save little and cut the context the
+model reads a name by (the residual re-scan reads every text whole)."""
 STOP_WORDS_CAPITALIZED = frozenset(w.capitalize() for w in STOP_WORDS)
 
 NER_TRIGGER = Trigger(
@@ -242,20 +245,20 @@ def _address_end(text: str, end: int) -> int:
 
 
 def _name_words(text: str, words: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The first run of name words: no lowercase word except particles, none at the ends."""
-    run: list[tuple[int, int]] = []
+    """The longest run of name words (the last of equals): no lowercase word inside except
+    particles, none at the ends. "their. Ship it to Sven Kowalski" -> "Sven Kowalski"."""
     while words and text[words[0][0] : words[0][1]].rstrip(".") in _TITLES:
         words = words[1:]  # "Dr. Garcia": the name is Garcia
+    runs: list[list[tuple[int, int]]] = [[]]
     for s, e in words:
-        if _lowercase(text[s:e]):
-            if run and text[s:e] not in _PARTICLES:
-                break
-            if not run:
-                continue
-        run.append((s, e))
-    while run and _lowercase(text[run[-1][0] : run[-1][1]]):
-        run.pop()
-    return run
+        if _lowercase(text[s:e]) and not (runs[-1] and text[s:e] in _PARTICLES):
+            runs.append([])
+            continue
+        runs[-1].append((s, e))
+    for run in runs:
+        while run and _lowercase(text[run[-1][0] : run[-1][1]]):
+            run.pop()
+    return max(reversed(runs), key=len)
 
 
 def _not_a_name_or_street(word: str) -> bool:
