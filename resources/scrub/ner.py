@@ -174,6 +174,7 @@ def street_words(kind: str) -> frozenset[str]:
 
 
 _SENTENCE_START = regex.compile(r"(?:^|[.!?:\n])\s*$")
+_MARKUP = regex.compile(r'["{}\[\]=_|\\]')  # JSON, code, identifiers: no name has these
 _NUMBER_BEFORE = regex.compile(r"\d+[\w/]*[ ]$")
 
 
@@ -262,8 +263,10 @@ def _name_words(text: str, words: list[tuple[int, int]]) -> list[tuple[int, int]
 
 
 def _not_a_name_or_street(word: str) -> bool:
-    """An identifier (IBAN, order number) or a placeholder the scrubber wrote."""
-    return bool(_CODE.fullmatch(word.rstrip(",.;:")) or _PLACEHOLDER.search(word))
+    """An identifier (IBAN, order number), markup, or a placeholder the scrubber wrote."""
+    return bool(
+        _CODE.fullmatch(word.rstrip(",.;:")) or _PLACEHOLDER.search(word) or _MARKUP.search(word)
+    )
 
 
 def _lowercase(word: str) -> bool:
