@@ -29,11 +29,18 @@ def _spaced(key: str) -> str:
     return key.translate(_SEPARATORS)
 
 
+NOT_PII_IN_A_KEY = frozenset({"URL"})
+"""A web source's keys are its pages' URLs: the item's provenance, kept readable. A URL that
+holds an email, a name or a number is still found as that and hashed."""
+
+
 def holds_pii(key: str) -> bool:
     """Whether the key, as written or with path and word separators read as spaces, holds PII."""
     detector = _detector()
-    spaced = _spaced(key)
-    return bool(detector.detect(key)) or (spaced != key and bool(detector.detect(spaced)))
+    for variant in {key, _spaced(key)}:
+        if any(s.entity_type not in NOT_PII_IN_A_KEY for s in detector.detect(variant)):
+            return True
+    return False
 
 
 def hashed_key(key: str) -> str:

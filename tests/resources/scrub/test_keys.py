@@ -27,9 +27,16 @@ def test_a_key_holding_pii_becomes_its_keyed_hash():
     assert protect_key(PII_KEY) == stored  # deterministic: why() can find it again
 
 
-@pytest.mark.parametrize("key", ["post-0003", "tickets.csv:17", "essay-04.txt", "page/History"])
+@pytest.mark.parametrize(
+    "key",
+    ["post-0003", "tickets.csv:17", "essay-04.txt", "page/History", "https://example.net/p/0"],
+)
 def test_a_plain_key_is_kept(key):
     assert protect_key(key) == key
+
+
+def test_a_url_key_holding_an_email_is_hashed():
+    assert protect_key("https://example.net/u?mail=alice.smith@example.com").startswith(PREFIX)
 
 
 def test_keys_are_protected_in_a_batch_like_one_by_one():
