@@ -13,6 +13,11 @@ the build settings; a changed recipe builds a new model, an unchanged one is reu
     python -m resources.scrub.ner_model      # build (or find) the model, print its path
 """
 
+# "Deterministic" above holds for the generated sentences (tests check it), not for the bytes
+# of the model: a second build gave another sha256 (ner/model, ner/moves, vocab/strings.json),
+# most likely from Python's per-process string-hash order. The ledger records the sha256 of the
+# model actually used. (A comment, not the docstring, so the recipe digest stays the same.)
+
 import ast
 import hashlib
 import json
