@@ -79,16 +79,21 @@ def sources(ledger: Ledger) -> pl.DataFrame:
 
 
 def why(ledger: Ledger, key: str) -> list[dict]:
-    """Every occurrence of a record_id or source_key: source, license, consent, and fate."""
+    """Every occurrence of a record_id or source_key: source, license, consent, and fate.
+
+    A raw key that held PII was stored as its keyed hash; it is hashed the same way here.
+    """
+    from resources.scrub.keys import hashed_key
+
     occurrences = ledger.query(
         """
         SELECT DISTINCT record_id, source_id, source_key, kind FROM records
-        WHERE record_id = $1 OR source_key = $1
+        WHERE record_id = $1 OR source_key IN ($1, $2)
         UNION
         SELECT DISTINCT record_id, source_id, source_key, NULL FROM drops
-        WHERE stage = 'ingest' AND (record_id = $1 OR source_key = $1)
+        WHERE stage = 'ingest' AND (record_id = $1 OR source_key IN ($1, $2))
         """,
-        [key],
+        [key, hashed_key(key)],
     )
     return [_occurrence(ledger, row) for row in occurrences.sort("source_id").to_dicts()]
 

@@ -46,6 +46,13 @@ TABLES: dict[str, str] = {
         "source_id VARCHAR, entity_type VARCHAR, residual BIGINT, docs BIGINT,"
         " per_10k DOUBLE, run_id VARCHAR"
     ),
+    # A PII detector model the project built (resources/scrub/ner_model.py): what it was trained
+    # on (generated text; never a value from the corpus), its recipe and its bytes' digest.
+    "detector_models": (
+        "name VARCHAR, recipe_digest VARCHAR, model_sha256 VARCHAR, labels VARCHAR,"
+        " training_data VARCHAR, train_locales VARCHAR, settings VARCHAR, license VARCHAR,"
+        " run_id VARCHAR"
+    ),
     # A detector's measured quality and speed (bench/pii.py --ledger), for data cards.
     "detector_benchmarks": (
         "detector VARCHAR, entity_type VARCHAR, support BIGINT, predicted BIGINT,"

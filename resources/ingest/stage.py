@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import chain
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from resources.screen.config import ScreenConfig
 from resources.screen.door import Door, Screened, move_to_quarantine
 from resources.screen.incidents import known_incident_ids
 from resources.screen.matching import add_to_hash_cache
+from resources.scrub.keys import protect_keys
 
 STAGE = "ingest"
 
@@ -62,10 +63,16 @@ def batches(items: Iterable[Item], source_id: str, size: int) -> Iterator[Batch]
     for item in items:
         chunk.append(item)
         if len(chunk) >= size:
-            yield to_batch(chunk, source_id)
+            yield to_batch(_keys_protected(chunk), source_id)
             chunk = []
     if chunk:
-        yield to_batch(chunk, source_id)
+        yield to_batch(_keys_protected(chunk), source_id)
+
+
+def _keys_protected(items: list[Item]) -> list[Item]:
+    """A source_key that holds PII is stored, everywhere, as its keyed hash."""
+    keys = protect_keys([i.source_key for i in items])
+    return [replace(i, source_key=k) for i, k in zip(items, keys, strict=True)]
 
 
 def to_batch(items: list[Item], source_id: str) -> Batch:

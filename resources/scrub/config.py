@@ -24,6 +24,7 @@ DEFAULT_ENTITIES = (
     "MAC_ADDRESS",
     "URL",
     "PERSON",
+    "ADDRESS",
 )
 DEV_SALT = "assay-dev-salt-NOT-SECRET"
 """Used when the salt variable is unset, so dev runs work; hashes are then guessable."""
@@ -67,13 +68,16 @@ class ScrubConfig(Section):
     custom_recognizers: list[CustomRecognizer] = []
     max_entities_per_doc: int = Field(100, ge=0)
     """A document with more entities than this is dropped (reason pii_over_limit)."""
+    ner: bool = True
+    """PERSON/ADDRESS from the project's own NER model (built once by `make model`, cached)."""
     spacy_model: str | None = None
     """An installed spaCy NER model for PERSON/LOCATION/ORGANIZATION; never downloaded."""
     prefilter: bool = True
     chunk_size: int = Field(8192, ge=64)
     chunk_overlap: int = Field(256, ge=16)
     workers: int = Field(2, ge=1)
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(64, ge=1)
+    """Texts per worker task; the NER model reads a task's texts in one batch."""
     start_method: Literal["fork", "forkserver", "spawn"] = "fork"
     """fork starts workers in milliseconds; spawn re-imports Presidio (~3 s) in each."""
     sensitive_threshold: float = Field(0.25, ge=0.0, le=1.0)

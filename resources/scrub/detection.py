@@ -8,8 +8,10 @@ overlapping results are resolved so each character belongs to at most one entity
 Presidio path (AnalyzerEngine.analyze over the whole text) stays available as
 ``Detector.analyze_plain`` for the more sensitive residual re-scan.
 
-No model is downloaded: the NLP engine is Presidio's no_op engine unless params name a spaCy
-model that is already installed.
+No model is downloaded: PERSON and ADDRESS come from the NER model the project builds itself
+(resources.scrub.ner_model, run as the recognizer resources.scrub.ner.NerRecognizer on windows
+around NER_TRIGGER's hits) and from the name gazetteer; the NLP engine is Presidio's no_op
+engine unless params name a spaCy model that is already installed.
 """
 
 import os
@@ -37,6 +39,7 @@ from presidio_analyzer import (
 )
 from presidio_analyzer.nlp_engine import NlpEngineProvider
 
+from resources.scrub import ner_model
 from resources.scrub.config import (
     DEFAULT_ENTITIES,
     DEV_SALT,
@@ -44,6 +47,7 @@ from resources.scrub.config import (
     Operator,
     ScrubConfig,
 )
+from resources.scrub.ner import NER_TRIGGER, NER_WHOLE_TEXT_CHARS, NerRecognizer, preload
 from resources.scrub.person_names import PersonNameRecognizer
 from resources.scrub.recognizers import (
     TRIGGERS,
@@ -56,6 +60,7 @@ from resources.scrub.recognizers import (
     UkNhsRecognizer,
     custom_recognizer,
 )
+from resources.scrub.salt import resolve_salt
 
 __all__ = [
     "DEFAULT_ENTITIES",
@@ -145,6 +150,9 @@ def build_recognizers(config: ScrubConfig) -> list[EntityRecognizer]:
         recs.append(IbanShapeRecognizer())
     if "PERSON" in config.entities and not config.spacy_model:
         recs.append(PersonNameRecognizer())
+    ner_entities = tuple(e for e in ner_model.LABELS if e in config.entities)
+    if config.ner and ner_entities:
+        recs.append(NerRecognizer(str(ner_model.ensure_model()), ner_entities))
     for spec in config.custom_recognizers:
         recs.append(custom_recognizer(spec.entity, spec.patterns, spec.deny_list, spec.context))
     missing = set(config.entities) - {e for r in recs for e in r.supported_entities}
@@ -290,13 +298,29 @@ def resolve(spans: Iterable[Span]) -> list[Span]:
     kept: list[Span] = []
     for s in merged:
         i = bisect.bisect_left(taken, (s.start, s.end))
-        if i > 0 and taken[i - 1][1] > s.start:
-            continue
-        if i < len(taken) and taken[i][0] < s.end:
+        if (i > 0 and taken[i - 1][1] > s.start) or (i < len(taken) and taken[i][0] < s.end):
+            if s.entity_type in ner_model.LABELS:  # "Ana, 12 Elm St, phone 555-..." keeps
+                for start, end in _uncovered(s, taken):  # the street beside the phone
+                    bisect.insort(taken, (start, end))
+                    kept.append(Span(start, end, s.entity_type, s.score, s.confirmed))
             continue
         taken.insert(i, (s.start, s.end))
         kept.append(s)
     return sorted(kept)
+
+
+def _uncovered(span: Span, taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The stretches of span that no taken span covers, at least 4 characters long."""
+    out, pos = [], span.start
+    for start, end in taken:
+        if end <= pos or start >= span.end:
+            continue
+        if start - pos >= 4:
+            out.append((pos, start))
+        pos = max(pos, end)
+    if span.end - pos >= 4:
+        out.append((pos, span.end))
+    return out
 
 
 # --------------------------------------------------------------------------- detector
@@ -321,21 +345,28 @@ class Detector:
         self._context = {id(r): _context_regex(r.context) for r in self.recognizers}
         self._plan = [(r, _trigger_for(r) if config.prefilter else None) for r in self.recognizers]
 
+    def prefetch(self, texts: Sequence[str]) -> None:
+        """Let the NER model read the pieces detect() will give it for these texts in batches."""
+        for rec, trigger in self._plan:
+            if isinstance(rec, NerRecognizer):
+                pieces = []
+                for text in texts:
+                    view = _view(text, trigger)
+                    if view is not None:
+                        size, overlap = self.config.chunk_size, self.config.chunk_overlap
+                        pieces += [p for _, p in chunks(view.text, size, overlap)]
+                rec.prefetch(pieces)
+
     def detect(self, text: str) -> list[Span]:
         """Resolved, thresholded spans of the configured entities."""
         raw: list[Span] = []
-        compacted: dict[Trigger, _Compacted | None] = {}
+        compacted: dict[Trigger | None, _Compacted | None] = {}
         for rec, trigger in self._plan:
-            if trigger is None:
-                view = _Compacted(text, [0], [0])
-            else:
-                if trigger not in compacted:
-                    wins = windows(text, trigger)
-                    compacted[trigger] = _compact(text, wins) if wins else None
-                view = compacted[trigger]
-                if view is None:
-                    continue
-            raw.extend(self._run(rec, text, view))
+            if trigger not in compacted:
+                compacted[trigger] = _view(text, trigger)
+            view = compacted[trigger]
+            if view is not None:
+                raw.extend(self._run(rec, text, view))
         if self.config.spacy_model:
             raw.extend(self._ner_spans(text))
         return resolve(raw)
@@ -383,8 +414,18 @@ class Detector:
         return out
 
 
+def _view(text: str, trigger: Trigger | None) -> _Compacted | None:
+    """What a recognizer behind this trigger reads of text: all, its windows, or nothing."""
+    if trigger is None or (trigger is NER_TRIGGER and len(text) <= NER_WHOLE_TEXT_CHARS):
+        return _Compacted(text, [0], [0])
+    wins = windows(text, trigger)
+    return _compact(text, wins) if wins else None
+
+
 def _trigger_for(rec: EntityRecognizer) -> Trigger | None:
     """The prefilter of a recognizer; None (scan everything) for ones without a known trigger."""
+    if isinstance(rec, NerRecognizer):
+        return NER_TRIGGER
     if type(rec).__module__.startswith("resources.scrub.person_names"):
         return None
     entity = rec.supported_entities[0]
@@ -401,15 +442,6 @@ def _context_regex(words: Sequence[str] | None) -> re.Pattern[str] | None:
 
 
 # --------------------------------------------------------------------------- operators
-
-
-def resolve_salt(env_name: str) -> bytes:
-    """The HMAC key from the named environment variable, or the documented dev default."""
-    value = os.environ.get(env_name)
-    if not value:
-        log.warning("%s is unset: hashing PII with the public dev salt", env_name)
-        value = DEV_SALT
-    return value.encode("utf-8")
 
 
 _HEX_TO_LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
@@ -456,9 +488,42 @@ class Scrubber:
 
     def scrub(self, text: str) -> ScrubResult:
         spans = self.detector.detect(text)
+        if self.config.ner and any(s.entity_type in ner_model.LABELS for s in spans):
+            spans = resolve(spans + self._second_look(text, spans))
         counts = dict(Counter(s.entity_type for s in spans))
         over = len(spans) > self.config.max_entities_per_doc
         return ScrubResult(anonymize(text, spans, self.config, self.salt), counts, over, spans)
+
+    def _second_look(self, text: str, spans: list[Span]) -> list[Span]:
+        """Names and addresses the model finds once what it found is replaced.
+
+        The model reads a name by its context: "Ship it to Sven Kowalski, 4234 Rue de la Paix"
+        can yield only the address, and "Ship it to Sven Kowalski, <ADDRESS>" then the name.
+        The residual re-scan reads the output, so the scrubber looks again first. Spans are
+        mapped back to the input; one touching a placeholder is not kept.
+        """
+        parts, kept, pos, out_pos = [], [], 0, 0  # kept: (output start, input start, length)
+        for sp in sorted(spans):
+            kept.append((out_pos, pos, sp.start - pos))
+            placeholder = f"<{sp.entity_type}>"
+            parts += [text[pos : sp.start], placeholder]
+            out_pos += sp.start - pos + len(placeholder)
+            pos = sp.end
+        kept.append((out_pos, pos, len(text) - pos))
+        parts.append(text[pos:])
+        found = []
+        for sp in self.detector.detect("".join(parts)):
+            if sp.entity_type not in ner_model.LABELS:
+                continue
+            for out_start, in_start, length in kept:
+                if out_start <= sp.start and sp.end <= out_start + length:
+                    shift = in_start - out_start
+                    found.append(Span(sp.start + shift, sp.end + shift, sp.entity_type, sp.score))
+        return found
+
+    def scrub_many(self, texts: Sequence[str]) -> list[ScrubResult]:
+        self.detector.prefetch(texts)
+        return [self.scrub(t) for t in texts]
 
 
 _worker: Scrubber | None = None
@@ -474,14 +539,20 @@ def _init_worker(config: ScrubConfig) -> None:
 
 def _scrub_batch(texts: list[str]) -> list[ScrubResult]:
     assert _worker is not None
-    return [_worker.scrub(t) for t in texts]
+    return _worker.scrub_many(texts)
 
 
 def scrub_texts(texts: Sequence[str], config: ScrubConfig) -> list[ScrubResult]:
     """Scrub many texts in order, on config.workers processes (each builds its Scrubber once)."""
+    if config.ner:
+        # Built once here, not by each worker at the same time; loaded here, so that forked
+        # workers share the loaded model and name lists instead of each reading them again.
+        preload(str(ner_model.ensure_model()))
     if config.workers <= 1 or len(texts) < 2 * config.batch_size:
         scrubber = Scrubber(config)
-        return [scrubber.scrub(t) for t in texts]
+        return [
+            r for i in range(0, len(texts), 256) for r in scrubber.scrub_many(texts[i : i + 256])
+        ]
     # Large documents first would balance better, but order must hold; small batches suffice.
     batches = [
         list(texts[i : i + config.batch_size]) for i in range(0, len(texts), config.batch_size)

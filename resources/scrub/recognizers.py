@@ -105,14 +105,16 @@ class UkNhsRecognizer(NhsRecognizer):
 
 
 # Digit groups joined by one separator: "-", "/", "(", ")" (spaces allowed around), a dot only
-# between digits (". " ends a sentence), or one space; an optional extension at the end.
+# between digits (". " ends a sentence), or one space; an optional extension at the end
+# (x123, ext. 12, #4, ;ext=5), then an optional label glued on with a hyphen ("-Office"),
+# which is part of what must go. Not after '#' (order numbers) or inside a word.
 _PHONE_CANDIDATE = re.compile(
-    r"(?<![\w@/.+-])(\+?\(?\d+(?:(?:[ ]?[-/()]{1,2}[ ]?|\.|[ ])\d+){0,8}"
-    r"(?:[ ]?(?:x|ext\.?|#)[ ]?\d{1,6})?)(?![\w@])"
+    r"(?<![\w@/.+#-])(\+?\(?\d+(?:(?:[ ]?[-/()]{1,2}[ ]?|\.|[ ])\d+){0,8}"
+    r"(?:[ ]?(?:x|ext\.?|#|;ext=)[ ]?\d{1,6})?)(-[A-Za-z]{2,12})?(?![\w@])"
 )
 _IPV4_SHAPE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _DATE_SHAPE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
-_EXTENSION = re.compile(r"[ ]?(?:x|ext\.?|#)")
+_EXTENSION = re.compile(r"[ ]?(?:x|ext\.?|#|;ext=)")
 _SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")
 _PHONE_PUNCT = re.compile(r"^\+|^\(|^00|\d[ ().-]+\d")
 
@@ -155,7 +157,8 @@ class FastPhoneRecognizer(LocalRecognizer):
                 continue
             score = self._score(cand) if digits <= 15 else 0.0
             if score:
-                out.append(RecognizerResult("PHONE_NUMBER", m.start(1), m.end(1), score))
+                end = m.end(2) if m.group(2) else m.end(1)
+                out.append(RecognizerResult("PHONE_NUMBER", m.start(1), end, score))
             elif self._may_hold_several(cand):
                 out.extend(self._matcher(cand, m.start(1)))
         return out

@@ -183,8 +183,27 @@ def rescan(data_dir: str | Path, source_ids: list[str], config: ScrubConfig) -> 
     return Residual(docs, dict(total), rows)
 
 
+def detector_model_row() -> dict:
+    """The NER model's provenance as a detector_models row (built first if it is missing)."""
+    from resources.scrub import ner_model
+
+    prov = ner_model.provenance(ner_model.ensure_model())
+    return {
+        "name": prov["name"],
+        "recipe_digest": prov["recipe_digest"],
+        "model_sha256": prov["model_sha256"],
+        "labels": ",".join(prov["labels"]),
+        "training_data": prov["training_data"],
+        "train_locales": ",".join(prov["train_locales"]),
+        "settings": json.dumps(prov["settings"], sort_keys=True),
+        "license": prov["license"],
+    }
+
+
 def run(config: ScrubConfig, ledger: Ledger, run_id: str, corpus: Corpus) -> ScrubOutcome:
     """Scrub every source, then re-scan the output sensitively and record what is left."""
+    if config.ner:
+        ledger.append("detector_models", [detector_model_row()], run_id)
     outcome = scrub_stage(corpus.data_dir, corpus.source_ids, config, ledger, run_id)
     sources = upstream_sources(corpus.data_dir, corpus.source_ids)
     outcome.residual = rescan(corpus.data_dir, sources, config)

@@ -41,6 +41,57 @@ def test_assay_run_ingests_every_source_and_prints_the_summary(project, tmp_path
     assert Ledger(project.parent / "data" / "ledger.duckdb").verify().ok
     # The same run (one full run is costly): nothing it wrote holds a listed record.
     assert_no_listed_record_in_what_the_run_wrote(project)
+    # It ended with a release that verifies; a later list naming a released record revokes it.
+    release = _latest_release(project)
+    assert _verify(release, project, env).returncode == 0
+    _list_a_released_record(project)
+    rescreen = subprocess.run(
+        [ASSAY, "run", "--params", str(project), "--select", "rescreen"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert rescreen.returncode == 0, rescreen.stderr[-3000:]
+    revoked = _verify(release, project, env)
+    assert revoked.returncode != 0 and "revoked" in revoked.stdout.lower(), revoked.stdout
+
+
+def _latest_release(project: Path) -> Path:
+    ledger = Ledger(project.parent / "data" / "ledger.duckdb")
+    row = ledger.query(
+        "SELECT path FROM releases WHERE status = 'PASSED' ORDER BY entry_seq DESC LIMIT 1"
+    )
+    assert row.height == 1, "make run ends with a PASSED release"
+    return Path(row.item())
+
+
+def _verify(release: Path, project: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [ASSAY, "verify", "--params", str(project), str(release)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=project.parent,
+    )
+
+
+def _list_a_released_record(project: Path) -> None:
+    """A new hash list naming the normalized text of one record the release trained on."""
+    from resources.core.normalize import normalized_sha256
+
+    data = project.parent / "data"
+    ledger = Ledger(data / "ledger.duckdb")
+    member = ledger.query(
+        "SELECT t.record_id FROM training_set t JOIN releases r ON t.run_id = r.training_run_id"
+        " WHERE t.role = 'member' AND r.status = 'PASSED' ORDER BY t.record_id LIMIT 1"
+    ).item()
+    text = pl.read_parquet(data / "ingest").filter(pl.col("record_id") == member)["text"][0]
+    lists = data / "hashlists"
+    (lists / "late.csv").write_text(
+        f"hash,type,label\n{normalized_sha256(text)},sha256_text,late\n"
+    )
 
 
 @pytest.mark.e2e

@@ -1,0 +1,325 @@
+"""PERSON and ADDRESS from the project's own NER model (resources.scrub.ner_model), as a recognizer.
+
+Presidio runs it like any recognizer (``Detector.analyze_plain`` too). The detector's fast path
+runs it only on windows around NER_TRIGGER's hits: a capitalized word inside a sentence, two
+capitalized words in a row, a number beside a capitalized word (house numbers), or letters of
+an uncased script (CJK, Arabic, Devanagari, ...). Prose with none of these holds no name the
+model could find, so the model never reads it.
+"""
+
+import importlib
+from functools import cache
+
+import regex
+from presidio_analyzer import EntityRecognizer, RecognizerResult
+from spacy.lang.en.stop_words import STOP_WORDS
+
+from resources.scrub import ner_model
+from resources.scrub.person_names import gazetteer
+from resources.scrub.recognizers import Trigger
+
+SCORE = 0.41
+"""spaCy's NER gives no confidence. Just over the threshold (0.4), under every pattern match that
+passes it with some evidence (a valid phone, a checksum, a context word), so digits the model
+reads as part of an address or a name stay the phone, card or IBAN they are."""
+
+NER_WHOLE_TEXT_CHARS = 4000
+"""A text this short is read whole: its windows would save little and cut the context the
+model reads a name by (the residual re-scan reads every text whole)."""
+STOP_WORDS_CAPITALIZED = frozenset(w.capitalize() for w in STOP_WORDS)
+
+NER_TRIGGER = Trigger(
+    regex.compile(
+        r"(?<=[^\s.!?]\s+)\p{Lu}"  # capitalized inside a sentence
+        r"|\p{Lu}\S*\s+\p{Lu}"  # two capitalized words in a row
+        r"|\d\s+\p{Lu}|\p{L}\s\d"  # house numbers: 1840 Kloof, Lindenallee 12
+        r"|\p{Lo}"  # an uncased script
+    ),
+    before=64,
+    after=96,
+)
+
+
+_PARTICLES = frozenset(
+    [
+        "van",
+        "von",
+        "de",
+        "der",
+        "den",
+        "da",
+        "di",
+        "del",
+        "della",
+        "du",
+        "la",
+        "le",
+        "ten",
+        "ter",
+        "dos",
+        "das",
+        "do",
+        "y",
+        "zu",
+        "bin",
+        "ibn",
+        "al",
+        "el",
+    ]
+)
+# Legal forms: a name right before one is a company's ("Harris Mining Limited", "Tveit ASA").
+_LEGAL_FORMS = frozenset(
+    [
+        "Ltd",
+        "Limited",
+        "Inc",
+        "Corp",
+        "Corporation",
+        "Company",
+        "LLC",
+        "LLP",
+        "PLC",
+        "GmbH",
+        "AG",
+        "KG",
+        "SA",
+        "SAS",
+        "SARL",
+        "SpA",
+        "Srl",
+        "BV",
+        "NV",
+        "VOF",
+        "CV",
+        "ASA",
+        "AS",
+        "ApS",
+        "AB",
+        "Oy",
+        "Oyj",
+        "Kft",
+        "Zrt",
+        "Bt",
+        "Kht",
+        "Nyrt",
+        "s.r.o",
+        "a.s",
+        "k.s",
+        "v.o.s",
+        "d.o.o",
+        "d.d",
+        "Tbk",
+        "TNHH",
+        "Group",
+        "Holdings",
+        "Co",
+    ]
+)
+_TITLES = frozenset(
+    [
+        "Mr",
+        "Mrs",
+        "Ms",
+        "Miss",
+        "Mx",
+        "Dr",
+        "Prof",
+        "Sir",
+        "Dame",
+        "Herr",
+        "Frau",
+        "Mme",
+        "Mlle",
+        "Sr",
+        "Sra",
+        "Sig",
+        "Dott",
+        "Pan",
+        "Pani",
+    ]
+)
+_WORD = regex.compile(r"\S+")
+# What the scrubber put in ("<PERSON>", "<EMAIL_ADDRESS:abc...>"); spaCy splits off the "<".
+_PLACEHOLDER = regex.compile(r"<?[A-Z][A-Z_]+(?::[a-p]+)?>")
+_CODE = regex.compile(r"[A-Z0-9]*\d[A-Z0-9]{6,}")  # IBANs, order and account numbers
+# What follows a street and belongs to the address: ", [postcode] City [Name]".
+_CITY_TAIL = regex.compile(
+    r"\.?,[ ]?(?:\d{3,6}[ ])?\p{Lu}[\p{L}'’-]+(?:[ ](?:\p{Ll}{2,4}[ ])?\p{Lu}[\p{L}'’-]+){0,3}"
+    r"(?:,?[ ](?:[A-Z]{2}[ ])?\d{4,6}(?:-\d{4})?)?"  # ", IL 62704", " 8000"
+)
+# Capitalized words then a house number are a street, not a name ("Ida Ekmanin katu 685").
+_HOUSE_NUMBER = regex.compile(
+    r"\.?(?:[ ](\p{Ll}+)\.?)?(?:[ ]?(?:No|Nr|nr|no|N°)\.?)?[ ]\d{1,5}[a-zA-Z]?(?![\d.,/-]?\d)"
+)
+# Units after the house number: "Bl. 33  Sc. 79 Ap. 489", "Apt 4", "Suite 12".
+_UNITS = regex.compile(r"(?:,?[ ]{1,2}(?:Bl|Sc|Ap|Apt|Et|Suite|Unit|Fl|Flat)\.?[ ]?\d+\w*)+")
+
+
+@cache
+def street_words(kind: str) -> frozenset[str]:
+    """Street-type words of the training locales' Faker address providers: kind "prefix"
+    ("Calle", "Rue", "Strada") or "suffix" ("Drive", "Landing", "Allee")."""
+    words: set[str] = set()
+    for loc in ner_model.train_locales():
+        try:
+            provider = importlib.import_module(f"faker.providers.address.{loc}").Provider
+        except ModuleNotFoundError:
+            continue
+        for attr in dir(provider):
+            if attr.startswith("street_") and kind in attr:
+                values = getattr(provider, attr)
+                if isinstance(values, (list, tuple, dict)):
+                    words |= {str(v).strip().lower().rstrip(".") for v in values}
+    return frozenset(w for w in words if len(w) > 2 and " " not in w and "{" not in w)
+
+
+_SENTENCE_START = regex.compile(r"(?:^|[.!?:\n])\s*$")
+_MARKUP = regex.compile(r'["{}\[\]=_|\\]')  # JSON, code, identifiers: no name has these
+_NUMBER_BEFORE = regex.compile(r"\d+[\w/]*[ ]$")
+
+
+_NAME_THEN_STREET = regex.compile(r"([^\d,]+),[ ](?=\d)")
+
+
+def tidy_all(text: str, label: str, start: int, end: int) -> list[tuple[str, int, int]]:
+    """tidy() of the model's span; "Ana Novak, 12 Elm St, Austin" read as one address is a
+    name and an address (else the name's better-scored gazetteer match would drop it all)."""
+    head = _NAME_THEN_STREET.match(text, start, end) if label == "ADDRESS" else None
+    parts = [(label, start, end)]
+    if head:
+        parts = [("PERSON", start, head.end(1)), ("ADDRESS", head.end(), end)]
+    return [t for part in parts if (t := tidy(text, *part)) is not None]
+
+
+def tidy(text: str, label: str, start: int, end: int) -> tuple[str, int, int] | None:
+    """The model's span with the rules a name or an address always keeps.
+
+    An identifier (an IBAN, an order number) is neither: what follows the last one is kept. A
+    name has no lowercase word at its ends or inside ("reach Ana Novak" -> "Ana Novak";
+    particles such as "van" aside) and is not followed by a legal form ("Király Kft"); a span
+    without a digit is a name, capitalized words before a house number are a street; an
+    address takes the ", City" that follows it.
+    """
+    words = [(m.start() + start, m.end() + start) for m in _WORD.finditer(text[start:end])]
+    codes = [i for i, (s, e) in enumerate(words) if _not_a_name_or_street(text[s:e])]
+    if codes:
+        words = words[codes[-1] + 1 :]
+    if not words:
+        return None
+    start = words[0][0]
+    if label == "ADDRESS" and not any(c.isdigit() for c in text[start:end]):
+        label = "PERSON"
+    if label == "PERSON":
+        name = _name_words(text, words)
+        if not name or sum(c.isalpha() for c in text[name[0][0] : name[-1][1]]) < 2:
+            return None
+        start, end = name[0][0], name[-1][1]
+        number_before = _NUMBER_BEFORE.search(text[max(0, start - 12) : start])
+        if len(name) > 1 and text[name[0][0] : name[0][1]].lower() in street_words("prefix"):
+            number = _HOUSE_NUMBER.match(text, end)  # "Strada Manole Nr. 19": a street
+            return "ADDRESS", start, _address_end(text, number.end() if number else end)
+        if number_before and text[name[-1][0] : end].lower() in street_words("suffix"):
+            start -= len(number_before.group())  # "617 Lewis Landing": a street
+            return "ADDRESS", start, _address_end(text, end)
+        after = _WORD.match(text, end + 1) if text[end : end + 1] == " " else None
+        last = text[name[-1][0] : end].rstrip(",.;:")
+        if last in _LEGAL_FORMS or (after and after.group().rstrip(",.;:") in _LEGAL_FORMS):
+            return None
+        number = _HOUSE_NUMBER.match(text, end)
+        if not number or (number.group(1) or "") in STOP_WORDS:  # "Ana on 555 ..." is a name
+            return label, start, end
+        label, end = "ADDRESS", number.end()
+    while words and text[words[-1][0]].islower() and words[-1][1] > start:
+        end = words.pop()[0]  # "..., IL 62704, phone": the address ends before "phone"
+        end = len(text[:end].rstrip(" ,;:"))
+    if end <= start:
+        return None
+    return label, start, _address_end(text, end)
+
+
+def _address_end(text: str, end: int) -> int:
+    """Where an address ending at end really ends: after its units and its ", City"."""
+    units = _UNITS.match(text, end)
+    end = units.end() if units else end
+    tail = _CITY_TAIL.match(text, end)
+    return tail.end() if tail else end
+
+
+def _name_words(text: str, words: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The longest run of name words (the last of equals): no lowercase word inside except
+    particles, none at the ends. "their. Ship it to Sven Kowalski" -> "Sven Kowalski"."""
+    while words and text[words[0][0] : words[0][1]].rstrip(".") in _TITLES:
+        words = words[1:]  # "Dr. Garcia": the name is Garcia
+    runs: list[list[tuple[int, int]]] = [[]]
+    for s, e in words:
+        if _lowercase(text[s:e]) and not (runs[-1] and text[s:e] in _PARTICLES):
+            runs.append([])
+            continue
+        runs[-1].append((s, e))
+    for run in runs:
+        while run and _lowercase(text[run[-1][0] : run[-1][1]]):
+            run.pop()
+    return max(reversed(runs), key=len)
+
+
+def _not_a_name_or_street(word: str) -> bool:
+    """An identifier (IBAN, order number), markup, or a placeholder the scrubber wrote."""
+    return bool(
+        _CODE.fullmatch(word.rstrip(",.;:")) or _PLACEHOLDER.search(word) or _MARKUP.search(word)
+    )
+
+
+def _lowercase(word: str) -> bool:
+    """Not a word a name or an address ends on: lowercase (particles aside) or no letter."""
+    return (word[0].islower() or not any(c.isalpha() for c in word)) and word not in _PARTICLES
+
+
+def preload(model_path: str):
+    """Load what the recognizer reads (model, name lists, street words) into this process, so
+    that workers forked from it share them instead of each reading them again (~2 s)."""
+    street_words("prefix")
+    street_words("suffix")
+    return ner_model.load(model_path), gazetteer()
+
+
+class NerRecognizer(EntityRecognizer):
+    """Entities of the spaCy pipeline at model_path (its labels are Presidio's entity names)."""
+
+    def __init__(self, model_path: str, entities: tuple[str, ...] = ner_model.LABELS) -> None:
+        self.model_path = model_path
+        super().__init__(supported_entities=list(entities), name="NerRecognizer", context=[])
+
+    def load(self) -> None:
+        self.nlp, (self.first, self.last) = preload(self.model_path)
+        self._ready: dict[str, list[tuple[str, int, int]]] = {}
+
+    def prefetch(self, texts: list[str]) -> None:
+        """Run the model over many texts at once (nlp.pipe batches them, ~3x faster on short
+        texts); analyze() then takes each text's entities from here."""
+        self._ready = {}  # what an earlier batch left is not asked for again
+        for text, doc in zip(texts, self.nlp.pipe(texts, batch_size=256), strict=True):
+            self._ready[text] = [(e.label_, e.start_char, e.end_char) for e in doc.ents]
+
+    def _plausible(self, text: str, label: str, start: int, end: int) -> bool:
+        """One word alone is a name only inside a sentence and if the gazetteer knows it (the
+        model cannot tell "Her" or "Moon" at a sentence's start from a surname); two or more
+        words need no list."""
+        word = text[start:end]
+        if label != "PERSON" or " " in word:
+            return True
+        if _SENTENCE_START.search(text[max(0, start - 4) : start]) or start == 0:
+            return False  # "Moon stars observatory": any word is capitalized there
+        return word.capitalize() not in STOP_WORDS_CAPITALIZED and (
+            word in self.first or word in self.last
+        )
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+        found = self._ready.pop(text, None)
+        if found is None:
+            found = [(e.label_, e.start_char, e.end_char) for e in self.nlp(text).ents]
+        out = []
+        for label, start, end in found:
+            for kept in tidy_all(text, label, start, end):
+                if kept[0] in entities and self._plausible(text, *kept):
+                    out.append(RecognizerResult(kept[0], kept[1], kept[2], SCORE))
+        return out
