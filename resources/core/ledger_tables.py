@@ -105,4 +105,9 @@ TABLES: dict[str, str] = {
         "training_set_digest VARCHAR, run_id VARCHAR, status VARCHAR, members BIGINT,"
         " epsilon_committed DOUBLE, epsilon_cumulative DOUBLE, epsilon_budget DOUBLE"
     ),
+    # A run that died or failed: its rows stay (append-only) but counts, why and the gate
+    # ignore them. detail names how it ended (process gone, step failure).
+    "failed_runs": "run_id VARCHAR, job VARCHAR, detail VARCHAR",
+    # A stage that ran with nothing it could use (train with no text records): why it skipped.
+    "stage_skips": "stage VARCHAR, reason VARCHAR, detail VARCHAR, run_id VARCHAR",
 }

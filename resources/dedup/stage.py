@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from resources.core.audit import LIVE
 from resources.core.corpus import Corpus
 from resources.core.ledger import Ledger
 from resources.core.storage import json_sha256, read_stage, stage_data_version, write_stage
@@ -100,6 +101,7 @@ def run(config: DedupConfig, ledger: Ledger, run_id: str, corpus: Corpus) -> Ded
     records = read_stage(data_dir, UPSTREAM, corpus.source_ids)
     store = SignatureStore(data_dir / STAGE / "_signatures")
     stored, manifest = store.load()
+    manifest = manifest if _counted(ledger, manifest) else None
     settings = settings_digest(config, corpus)
     current = current_digests(corpus, records)
     plan = plan_run(current, manifest, settings, config.incremental)
@@ -153,6 +155,20 @@ def run(config: DedupConfig, ledger: Ledger, run_id: str, corpus: Corpus) -> Ded
         violations=kept_duplicates(kept_with_text, config, config.check_sample),
         data_version=stage_data_version(data_dir, STAGE, corpus.source_ids),
     )
+
+
+def _counted(ledger: Ledger, manifest: Manifest | None) -> bool:
+    """Whether every source of the store has a dedup count from a run that did not fail.
+
+    A run that died after saving the store has its ledger rows ignored; the store it left is
+    not trusted either, so the next run is a full one.
+    """
+    if manifest is None:
+        return False
+    live = ledger.query(
+        f"SELECT DISTINCT source_id FROM stage_counts WHERE stage = ? AND {LIVE}", [STAGE]
+    )
+    return set(manifest.sources) <= set(live["source_id"])
 
 
 def _run_row(plan: Plan, config: DedupConfig, result: DedupResult, settings: str) -> dict:

@@ -22,6 +22,7 @@ from resources.core.storage import Artifact, artifact, atomic_path, file_sha256
 from resources.ingest.config import IngestConfig
 from resources.ingest.files import SourceFile, content_digest, list_files
 from resources.ingest.readers import READERS, Item, ReadSpec, reject
+from resources.ingest.staging import StagedRows
 
 STAGE = "ingest"
 
@@ -112,7 +113,14 @@ def run(
 ) -> IngestOutcome:
     """Stream one source into data/ingest/<source_id>.parquet and the ledger, batch by batch."""
     source = corpus.source(source_id)
-    spec = ReadSpec(source.text_field, source.id_field, config.max_record_bytes, config.batch_size)
+    spec = ReadSpec(
+        source.text_field,
+        source.id_field,
+        config.max_record_bytes,
+        config.batch_size,
+        config.max_image_bytes,
+        config.max_image_pixels,
+    )
     return ingest_source(
         source,
         corpus.resolve(source.path),
@@ -139,15 +147,15 @@ def ingest_source(
         chain(escaped, read_items(files, source.format, spec)), policy_refusal(source, policy)
     )
     kept, dropped = 0, Counter()
-    # One writer for the whole source: a connection per batch would cost a third of the time.
-    with ParquetSink(out_path) as sink, ledger.writer() as writer:
-        for batch in batches(items, source.id, spec.batch_rows):
-            sink.write(batch.records)
-            writer.append_many(
-                [("records", _ledger_records(batch)), ("drops", _ledger_drops(batch))], run_id
-            )
-            kept += batch.records.height
-            dropped.update(batch.drops["reason"].to_list())
+    # No ledger lock while reading: rows are staged, then appended through one writer.
+    with StagedRows(out_path.parent) as staged:
+        with ParquetSink(out_path) as sink:
+            for batch in batches(items, source.id, spec.batch_rows):
+                sink.write(batch.records)
+                staged.add([("records", _ledger_records(batch)), ("drops", _ledger_drops(batch))])
+                kept += batch.records.height
+                dropped.update(batch.drops["reason"].to_list())
+        staged.append_to(ledger, run_id, spec.batch_rows)
     outcome = IngestOutcome(
         read=kept + sum(dropped.values()),
         kept=kept,
