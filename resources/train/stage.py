@@ -185,9 +185,7 @@ def train_stage(
     return TrainReport(plan, run_id, False, cumulative, outcome)
 
 
-def run(
-    config: TrainConfig, ledger: Ledger, run_id: str, corpus: Corpus
-) -> TrainReport | Skipped:
+def run(config: TrainConfig, ledger: Ledger, run_id: str, corpus: Corpus) -> TrainReport | Skipped:
     """Train on every text record that config.upstream wrote; see train_stage. With no text
     record at all (an image-only corpus) nothing is trained: the skip and its reason go to
     the ledger, and no budget is spent."""
