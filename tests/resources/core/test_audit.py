@@ -4,19 +4,19 @@ from resources.core import audit
 from resources.core.ledger import Ledger
 
 
-def _record(record_id: str, key: str, run_id: str) -> dict:
+def _record(record_id: str, key: str) -> dict:
     return {"record_id": record_id, "source_id": "s", "source_key": key, "kind": "text"}
 
 
 @pytest.fixture
 def ledger(tmp_path) -> Ledger:
     ledger = Ledger(tmp_path / "ledger.duckdb")
-    ledger.append("records", [_record("abcd1" + "0" * 59, "k1", "good")], "good")
-    ledger.append("records", [_record("abcd2" + "0" * 59, "k2", "good")], "good")
+    ledger.append("records", [_record("abcd1" + "0" * 59, "k1")], "good")
+    ledger.append("records", [_record("abcd2" + "0" * 59, "k2")], "good")
     counts = {"stage": "ingest", "source_id": "s", "records_in": 2, "records_out": 2}
     ledger.append("stage_counts", [counts | {"dropped": 0}], "good")
     # a run that died mid-way: an orphan record, a count, a drop
-    ledger.append("records", [_record("ffff" + "0" * 60, "k3", "dead")], "dead")
+    ledger.append("records", [_record("ffff" + "0" * 60, "k3")], "dead")
     ledger.append("stage_counts", [counts | {"records_in": 9, "dropped": 7}], "dead")
     drop = {"stage": "ingest", "source_id": "s", "source_key": "k2", "reason": "empty"}
     ledger.append("drops", [drop], "dead")
