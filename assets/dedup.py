@@ -10,7 +10,10 @@ NO_KEPT_DUPLICATES = dg.AssetCheckSpec(
     "no_kept_duplicates",
     asset=STAGE,
     blocking=True,
-    description="No sampled kept record is within the duplicate threshold of another kept one",
+    description=(
+        "The share of kept records with a kept duplicate is below dedup.residual_tolerance"
+        " (upper confidence bound from a sample); pairs found are removed"
+    ),
 )
 
 
@@ -44,19 +47,36 @@ def build_dedup_asset(params: Params) -> dg.AssetsDefinition:
 
 
 def _no_kept_duplicates(outcome: DedupOutcome, sample: int) -> dg.AssetCheckResult:
-    config, violations = outcome.config, outcome.violations
+    """Blocks when the residual duplicate rate's upper bound is above the tolerance; an
+    exhaustive audit (every kept record checked) blocks on any pair it could not remove."""
+    config, estimate = outcome.config, outcome.estimate
+    if estimate.exhaustive:
+        passed = outcome.unresolved == 0
+        rule = "every kept record was checked; no verified pair may remain"
+    else:
+        passed = estimate.upper_bound <= config.residual_tolerance
+        rule = (
+            f"residual rate <= {config.residual_tolerance} at {config.check_confidence:.0%}"
+            " confidence (one-sided Clopper-Pearson)"
+        )
     return dg.AssetCheckResult(
         check_name="no_kept_duplicates",
-        passed=violations.is_empty(),
+        passed=passed,
         description=(
-            f"no kept record is within the threshold (Jaccard >= {config.threshold}, pHash"
-            f" distance <= {config.image_max_distance}) of another, on a sample of {sample}"
+            f"kept records within the threshold (Jaccard >= {config.threshold}, pHash"
+            f" distance <= {config.image_max_distance}) of another kept one: {rule}"
         ),
         metadata={
-            "sampled": min(sample, outcome.audited),
-            "kept": outcome.audited,
-            "violations": violations.height,
-            "examples": dg.MetadataValue.json(violations.head(10).to_dicts()),
+            "sampled": estimate.sampled,
+            "kept": estimate.kept,
+            "sampled_with_duplicate": estimate.with_duplicate,
+            "residual_rate": round(estimate.rate, 6),
+            "residual_rate_upper_bound": round(estimate.upper_bound, 6),
+            "residual_tolerance": config.residual_tolerance,
+            "exhaustive": estimate.exhaustive,
+            "removed_by_audit": outcome.removed_by_audit,
+            "unresolved_pairs": outcome.unresolved,
+            "examples": dg.MetadataValue.json(outcome.violations.head(10).to_dicts()),
         },
     )
 

@@ -16,6 +16,7 @@ from resources.train.config import TrainConfig
 from resources.train.stage import (
     CODE_VERSION,
     STAGE,
+    Skipped,
     evaluations,
     model_hashes,
     model_path,
@@ -113,6 +114,25 @@ def _metadata(ledger: Ledger, run_id: str, cumulative: float) -> dict:
     return meta
 
 
+def skipped_result(skip: Skipped) -> StageResult:
+    """No model: nothing was spent, nothing is on disk to check, nothing to audit."""
+    checks = [
+        dg.AssetCheckResult(
+            check_name=spec.name,
+            passed=True,
+            description=f"skipped: {skip.detail}",
+            metadata={"skipped": True, "skip_reason": skip.reason},
+        )
+        for spec in CHECKS
+    ]
+    return StageResult(
+        metadata={"skipped": True, "skip_reason": skip.reason, "skip_detail": skip.detail},
+        data_version=f"skipped:{skip.reason}",
+        row_count=0,
+        checks=checks,
+    )
+
+
 def build_train_asset(params: Params) -> dg.AssetsDefinition:
     """The train asset, reading every source's records that train.upstream wrote."""
     upstream = params.train.upstream
@@ -137,6 +157,9 @@ def build_train_asset(params: Params) -> dg.AssetsDefinition:
         if config.upstream != upstream:
             raise ValueError(f"train.upstream is {config.upstream!r}, wired to {upstream!r}")
         report = run(config, ledger, stage.run_id, stage.params.corpus())
+        if isinstance(report, Skipped):
+            log.info(f"train skipped: {report.detail}")
+            return skipped_result(report)
         if report.outcome is None:
             log.info(f"records, params and code unchanged: reusing run {report.trained_in}")
         else:

@@ -8,30 +8,59 @@ import sys
 from pathlib import Path
 
 import click
+import duckdb
 import polars as pl
 
 from pipelines.output import console, emit, print_frame
 from pipelines.params import ParamsError, load_params
 from resources.core import audit
-from resources.core.ledger import Ledger
+from resources.core.ledger import Ledger, LedgerError
 
 EXIT_ERROR = 1
+EXIT_USAGE = 2
 EXIT_BLOCKED = 3
 
 
 def _ledger(params_file: str) -> Ledger:
-    return Ledger(load_params(params_file).ledger_path)
+    """The ledger params name, for reading: an error (not a new empty ledger) if it is absent."""
+    ledger = Ledger(load_params(params_file).ledger_path)
+    if not ledger.path.exists():
+        raise click.ClickException(f"no ledger at {ledger.path}: run `assay run` first")
+    return ledger
+
+
+def _group_params(ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
+    """A subcommand's --params, else the group's (--params or $ASSAY_PARAMS), else the default."""
+    if value is not None:
+        return value
+    return (ctx.find_root().obj or {}).get("params_file", "params.yaml")
 
 
 params_option = click.option(
-    "--params", "params_file", default="params.yaml", show_default=True, help="params.yaml path"
+    "--params",
+    "params_file",
+    default=None,
+    callback=_group_params,
+    expose_value=True,
+    help="params.yaml path (also accepted before the subcommand)",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="print one JSON document")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
+@click.option(
+    "--params",
+    "params_file",
+    envvar="ASSAY_PARAMS",
+    default="params.yaml",
+    show_default=True,
+    help="params.yaml path, for every subcommand (or $ASSAY_PARAMS)",
+)
+@click.version_option(package_name="assay", prog_name="assay")
+@click.pass_context
+def cli(ctx: click.Context, params_file: str) -> None:
     """assay: audited training data, with every record's story in one ledger."""
+    ctx.obj = {"params_file": params_file}
 
 
 @cli.command()
@@ -138,7 +167,7 @@ def why(key: str, params_file: str, as_json: bool) -> None:
 @json_option
 def sql(query: str, params_file: str, as_json: bool) -> None:
     """Run read-only SQL against the ledger."""
-    frame = _ledger(params_file).query(query)
+    frame = audit.user_sql(_ledger(params_file), query)
     emit(frame.to_dicts(), as_json, frame)
 
 
@@ -362,6 +391,15 @@ def main() -> None:
         sys.exit(EXIT_ERROR)
     except click.Abort:
         sys.exit(EXIT_ERROR)
-    except (ParamsError, FileNotFoundError, ValueError) as err:
+    except ParamsError as err:
         click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_USAGE)
+    except (LedgerError, duckdb.Error, FileNotFoundError, ValueError) as err:
+        click.echo(f"error: {_one_line(err)}", err=True)
         sys.exit(EXIT_ERROR)
+
+
+def _one_line(err: Exception) -> str:
+    """An error's first line: DuckDB's messages carry a multi-line context block."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__

@@ -7,6 +7,7 @@ the command line appears in the UI's history.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -17,6 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from pipelines.jobs import INGEST, RESCREEN
 from pipelines.output import print_frame
 from pipelines.params import load_params
+from pipelines.recovery import record_failed, run_tags, wait_for_pool
 from resources.core import audit
 from resources.core.ledger import Ledger
 
@@ -60,10 +62,12 @@ def run_pipeline(params_file: str, selection: list[str] | None, console: Console
     steps = [(INGEST, s) for s in params.source_ids] if INGEST in selected else []
     downstream = [n for n in names if n in selected and n not in (INGEST, RESCREEN)]
     instance = dg.DagsterInstance.get()
-    failures = _execute(defs, steps, downstream, instance, console)
+    ledger = Ledger(params.ledger_path)
+    failures = _execute(defs, steps, downstream, instance, ledger, console)
     if RESCREEN in selected and not failures:
         failures += _rescreen(defs, instance)
-    print_summary(Ledger(params.ledger_path), console)
+    order = [k.to_user_string() for k in defs.resolve_asset_graph().toposorted_asset_keys]
+    print_summary(ledger, console, order)
     for failure in failures:
         console.print(f"[red]failed[/] {failure}", soft_wrap=True)
     return not failures
@@ -74,9 +78,21 @@ def _execute(
     steps: list[tuple[str, str]],
     downstream: list[str],
     instance: dg.DagsterInstance,
+    ledger: Ledger,
     console: Console,
 ) -> list[str]:
+    """Run each ingest partition, then the rest; a failed run's ledger rows are marked failed."""
     failures: list[str] = []
+
+    def execute(job_name: str, **kwargs: object) -> dg.ExecuteInProcessResult:
+        wait_for_pool(instance, ledger)
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance, raise_on_error=False, run_config=QUIET, tags=run_tags(), **kwargs
+        )
+        if not result.success:
+            record_failed(ledger, result.run_id, job_name, _failure_message(result))
+        return result
+
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -87,21 +103,13 @@ def _execute(
         task = progress.add_task("assay run", total=len(steps) + bool(downstream))
         for _, source_id in steps:
             progress.update(task, description=f"ingest {source_id}")
-            job = defs.resolve_job_def("ingest_job")
-            result = job.execute_in_process(
-                partition_key=source_id, instance=instance, raise_on_error=False, run_config=QUIET
-            )
+            result = execute("ingest_job", partition_key=source_id)
             if not result.success:
                 failures.append(f"ingest {source_id}: {_failure_message(result)}")
             progress.advance(task)
         if downstream and not failures:
             progress.update(task, description=", ".join(downstream))
-            result = defs.resolve_job_def("curate_job").execute_in_process(
-                instance=instance,
-                asset_selection=[dg.AssetKey(n) for n in downstream],
-                raise_on_error=False,
-                run_config=QUIET,
-            )
+            result = execute("curate_job", asset_selection=[dg.AssetKey(n) for n in downstream])
             if not result.success:
                 failures.append(f"{', '.join(downstream)}: {_failure_message(result)}")
             progress.advance(task)
@@ -129,12 +137,16 @@ def _failure_message(result: dg.ExecuteInProcessResult) -> str:
     return "run failed"
 
 
-def summary_frame(ledger: Ledger) -> pl.DataFrame:
-    """One row per source: items read, records out of each stage, drops by reason."""
+def summary_frame(ledger: Ledger, stage_order: Sequence[str] = ()) -> pl.DataFrame:
+    """One row per source: items read, records out of each stage (in ``stage_order``, then any
+    other stage in the order first recorded), drops by reason."""
     counts = audit.latest_counts(ledger)
     if counts.is_empty():
         return pl.DataFrame()
-    stages = list(dict.fromkeys(counts.sort("recorded_at")["stage"]))
+    recorded = list(dict.fromkeys(counts.sort("recorded_at")["stage"]))
+    stages = [s for s in stage_order if s in recorded] + [
+        s for s in recorded if s not in stage_order
+    ]
     out = (
         counts.filter(pl.col("stage") == INGEST)
         .select("source_id", pl.col("records_in").alias("read"))
@@ -155,8 +167,8 @@ def summary_frame(ledger: Ledger) -> pl.DataFrame:
     return out.join(dropped, on="source_id", how="left").sort("source_id").fill_null("")
 
 
-def print_summary(ledger: Ledger, console: Console) -> None:
-    frame = summary_frame(ledger)
+def print_summary(ledger: Ledger, console: Console, stage_order: Sequence[str] = ()) -> None:
+    frame = summary_frame(ledger, stage_order)
     if frame.is_empty():
         console.print("nothing in the ledger yet")
         return

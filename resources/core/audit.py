@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 
+import duckdb
 import polars as pl
 
-from resources.core.ledger import Ledger
+from resources.core.ledger import Ledger, LedgerError
 from resources.core.reasons import Reason, describe
 
-LATEST_COUNTS = """
+LIVE = "coalesce(run_id, '') NOT IN (SELECT run_id FROM failed_runs)"
+"""Rows of runs that did not die or fail: what counts, why and the gate look at."""
+
+LATEST_COUNTS = f"""
 SELECT stage, source_id, records_in, records_out, dropped, run_id, recorded_at
-FROM stage_counts
+FROM stage_counts WHERE {LIVE}
 QUALIFY row_number() OVER (PARTITION BY stage, source_id ORDER BY entry_seq DESC) = 1
 """
 
@@ -35,7 +40,7 @@ def latest_drop_reasons(ledger: Ledger) -> pl.DataFrame:
 
 def latest_training(ledger: Ledger) -> dict | None:
     """The most recent DP training run, or None before any."""
-    runs = ledger.query("SELECT * FROM training_runs ORDER BY entry_seq DESC LIMIT 1")
+    runs = ledger.query(f"SELECT * FROM training_runs WHERE {LIVE} ORDER BY entry_seq DESC LIMIT 1")
     return runs.row(0, named=True) if runs.height else None
 
 
@@ -52,6 +57,7 @@ def stats(ledger: Ledger) -> dict:
         "ledger": str(ledger.path),
         "chain_entries": rows.get("chain", 0),
         "runs": rows.get("runs", 0),
+        "failed_runs": rows.get("failed_runs", 0),
         "rows_per_table": rows,
         "latest_stage_counts": latest_counts(ledger).drop("recorded_at").to_dicts(),
         "dropped_by_reason": dict(zip(reasons["reason"], reasons["n"], strict=True)),
@@ -61,12 +67,12 @@ def stats(ledger: Ledger) -> dict:
 def sources(ledger: Ledger) -> pl.DataFrame:
     """Each source as last ingested: its declared facts, content hash, and counts."""
     return ledger.query(
-        """
+        f"""
         WITH s AS (
-            SELECT * FROM sources
+            SELECT * FROM sources WHERE {LIVE}
             QUALIFY row_number() OVER (PARTITION BY source_id ORDER BY entry_seq DESC) = 1
         ), c AS (
-            SELECT * FROM stage_counts WHERE stage = 'ingest'
+            SELECT * FROM stage_counts WHERE stage = 'ingest' AND {LIVE}
             QUALIFY row_number() OVER (PARTITION BY source_id ORDER BY entry_seq DESC) = 1
         )
         SELECT s.source_id, s.license, s.consent, s.uri, s.owner,
@@ -78,20 +84,59 @@ def sources(ledger: Ledger) -> pl.DataFrame:
     )
 
 
-def why(ledger: Ledger, key: str) -> list[dict]:
-    """Every occurrence of a record_id or source_key: source, license, consent, and fate.
+class AmbiguousKey(LedgerError):
+    """A record-id prefix that more than one record id starts with."""
 
-    A raw key that held PII was stored as its keyed hash; it is hashed the same way here.
-    """
+
+class UnsafeQuery(LedgerError):
+    """SQL that is not exactly one SELECT statement."""
+
+
+_HEX_PREFIX = re.compile(r"[0-9a-f]{4,63}")
+
+
+def user_sql(ledger: Ledger, sql: str) -> pl.DataFrame:
+    """An auditor's SQL: exactly one SELECT, on a connection that can reach nothing else."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as err:
+        raise UnsafeQuery(str(err).splitlines()[0]) from None
+    if len(statements) != 1:
+        raise UnsafeQuery(f"one SQL statement expected, got {len(statements)}")
+    kind = statements[0].type
+    if kind != duckdb.StatementType.SELECT:
+        raise UnsafeQuery(f"only SELECT is allowed on the ledger, not {kind.name}")
+    return ledger.query(sql)
+
+
+def resolve_record_id(ledger: Ledger, key: str) -> str:
+    """``key`` itself, or the one live record id it is a prefix of (AmbiguousKey if several)."""
+    if not _HEX_PREFIX.fullmatch(key):
+        return key
+    found = ledger.query(
+        f"SELECT DISTINCT record_id FROM records WHERE starts_with(record_id, $1) AND {LIVE}"
+        " ORDER BY record_id LIMIT 3",
+        [key],
+    )["record_id"].to_list()
+    if len(found) > 1:
+        raise AmbiguousKey(f"{key!r} is a prefix of several record ids: {', '.join(found)}, ...")
+    return found[0] if found else key
+
+
+def why(ledger: Ledger, key: str) -> list[dict]:
+    """Every occurrence of a record_id (or a unique prefix of one) or source_key: source,
+    license, consent, and fate. Rows of failed runs are left out. A raw key that held PII was
+    stored as its keyed hash; it is hashed the same way here."""
     from resources.scrub.keys import hashed_key
 
+    key = resolve_record_id(ledger, key)
     occurrences = ledger.query(
-        """
+        f"""
         SELECT DISTINCT record_id, source_id, source_key, kind FROM records
-        WHERE record_id = $1 OR source_key IN ($1, $2)
+        WHERE (record_id = $1 OR source_key IN ($1, $2)) AND {LIVE}
         UNION
         SELECT DISTINCT record_id, source_id, source_key, NULL FROM drops
-        WHERE stage = 'ingest' AND (record_id = $1 OR source_key IN ($1, $2))
+        WHERE stage = 'ingest' AND (record_id = $1 OR source_key IN ($1, $2)) AND {LIVE}
         """,
         [key, hashed_key(key)],
     )
@@ -107,7 +152,7 @@ def _occurrence(ledger: Ledger, occ: dict) -> dict:
     ).to_dicts()
     drops = ledger.query(
         "SELECT stage, reason, evidence, run_id, strftime(recorded_at, '%Y-%m-%dT%H:%M:%SZ') AS at"
-        " FROM drops WHERE source_id = ? AND source_key = ? ORDER BY entry_seq",
+        f" FROM drops WHERE source_id = ? AND source_key = ? AND {LIVE} ORDER BY entry_seq",
         [occ["source_id"], occ["source_key"]],
     ).to_dicts()
     for drop in drops:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from resources.core.ledger_tables import TABLES
 from resources.core.signing import Signer, verify_signature
@@ -37,9 +40,25 @@ CHAIN_DDL = (
 
 Rows = pl.DataFrame | pa.Table | Sequence[dict]
 
+SANDBOX = {
+    "enable_external_access": False,
+    "autoload_known_extensions": False,
+    "autoinstall_known_extensions": False,
+}
+"""Every ledger connection: no file but the ledger, no extension; its settings are locked once
+the time zone is set, so SQL run on it (an auditor's too) can reach nothing else."""
+
+LOCK_TIMEOUT_ENV = "ASSAY_LEDGER_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT = 600.0
+"""Seconds to wait for the ledger's lock before giving up: nothing waits forever."""
+
 
 class LedgerError(Exception):
     """A ledger operation was refused (unknown table or column, conservation broken)."""
+
+
+class LedgerLockTimeout(LedgerError):
+    """Another process held the ledger's lock for longer than the lock timeout."""
 
 
 @dataclass(frozen=True)
@@ -194,14 +213,20 @@ class Ledger:
         return Verification(True, walked.entries, checkpoints=len(rows))
 
     def export(self, out_dir: str | Path) -> list[Path]:
-        """Write every table (and the chain) to Parquet under ``out_dir``."""
+        """Write every table (and the chain) to Parquet under ``out_dir``, streaming batches.
+
+        The directory never enters SQL: rows come out as Arrow and pyarrow writes the files.
+        """
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = []
         with self._connect(write=False) as con:
             for table in ["chain", *TABLES]:
                 path = out / f"{table}.parquet"
-                con.execute(f"COPY (SELECT * FROM {table}) TO '{path}' (FORMAT parquet)")
+                reader = con.sql(f"SELECT * FROM {table}").to_arrow_reader(65_536)
+                with pq.ParquetWriter(path, reader.schema) as sink:
+                    for batch in reader:
+                        sink.write_batch(batch)
                 paths.append(path)
         return paths
 
@@ -218,15 +243,32 @@ class Ledger:
         if not write and not self.path.exists():
             self._create()
         with self._lock_path.open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
-            con = duckdb.connect(str(self.path), read_only=not write)
+            _lock(lock, fcntl.LOCK_EX if write else fcntl.LOCK_SH, self.path)
+            con = duckdb.connect(str(self.path), read_only=not write, config=SANDBOX)
             try:
                 con.execute("SET TimeZone = 'UTC'")
+                con.execute("SET lock_configuration = true")
                 if write:
                     _ensure_schema(con)
                 yield con
             finally:
                 con.close()
+
+
+def _lock(lock: object, mode: int, path: Path) -> None:
+    """flock with a deadline: poll without blocking, raise LedgerLockTimeout when it passes."""
+    timeout = float(os.environ.get(LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT))
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(lock, mode | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise LedgerLockTimeout(
+                    f"ledger {path} is locked by another process for over {timeout:g} s"
+                ) from None
+            time.sleep(0.05)
 
 
 class LedgerWriter:

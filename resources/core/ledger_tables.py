@@ -148,4 +148,9 @@ TABLES: dict[str, str] = {
         "release_id VARCHAR, reason VARCHAR, incident_ids VARCHAR, record_ids VARCHAR,"
         " revoked_at TIMESTAMPTZ, key_fingerprint VARCHAR, signature VARCHAR, run_id VARCHAR"
     ),
+    # A run that died or failed: its rows stay (append-only) but counts, why and the gate
+    # ignore them. detail names how it ended (process gone, step failure).
+    "failed_runs": "run_id VARCHAR, job VARCHAR, detail VARCHAR",
+    # A stage that ran with nothing it could use (train with no text records): why it skipped.
+    "stage_skips": "stage VARCHAR, reason VARCHAR, detail VARCHAR, run_id VARCHAR",
 }

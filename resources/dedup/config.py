@@ -35,12 +35,25 @@ class DedupConfig(MinHashConfig):
     incremental: bool = True
     """Dedup only new or changed sources against the accepted set when nothing else changed."""
     check_sample: int = Field(500, ge=1)
-    """Kept records the no-duplicates-left check compares against all kept records."""
+    """Kept records (per kind) the no-duplicates-left check compares against all kept records;
+    a kept set this small or smaller is checked exhaustively."""
+    residual_tolerance: float = Field(0.02, ge=0.0, lt=1.0)
+    """The no_kept_duplicates check blocks when the upper confidence bound on the share of
+    kept records that still have a kept duplicate is above this."""
+    check_confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    """Confidence of that one-sided (Clopper-Pearson) upper bound."""
     batch_size: int = Field(5_000, ge=1)
     memory_limit: str = "1GB"
     """DuckDB's memory limit while grouping band keys; beyond it DuckDB spills to disk."""
 
     RUN_ONLY: ClassVar[frozenset[str]] = frozenset(
-        {"incremental", "check_sample", "batch_size", "memory_limit"}
+        {
+            "incremental",
+            "check_sample",
+            "residual_tolerance",
+            "check_confidence",
+            "batch_size",
+            "memory_limit",
+        }
     )
     """Fields that change how a run goes, not what it decides: no full re-run when they change."""

@@ -6,14 +6,18 @@ sources are deduplicated against them. A change of any setting that decides dupl
 survivors means a full run.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import numpy as np
 import polars as pl
 
+from resources.core.audit import LIVE
 from resources.core.corpus import Corpus
-from resources.core.ledger import Ledger
+from resources.core.ledger import Ledger, evidence
+from resources.core.reasons import Reason
+from resources.core.records import DROP_SCHEMA, TEXT
 from resources.core.storage import json_sha256, read_stage, stage_data_version, write_stage
-from resources.dedup.audit import kept_duplicates
+from resources.dedup.audit import ResidualEstimate, audit_kept
 from resources.dedup.config import DedupConfig
 from resources.dedup.engine import DedupResult, deduplicate
 from resources.dedup.minhash import s_curve
@@ -36,6 +40,12 @@ class DedupOutcome:
     """accepted records (with their text) the kept-duplicates audit looked among"""
     violations: pl.DataFrame
     """pairs of kept records within the threshold, on a sample (dedup.audit.VIOLATION_SCHEMA)"""
+    estimate: ResidualEstimate
+    """the residual duplicate rate, from that sample (before its pairs were removed)"""
+    removed_by_audit: int
+    """records of this run dropped because the audit verified them as duplicates"""
+    unresolved: int
+    """verified pairs left in: both records were accepted by earlier runs"""
     data_version: str
     """digest of every declared source's output file"""
 
@@ -100,6 +110,7 @@ def run(config: DedupConfig, ledger: Ledger, run_id: str, corpus: Corpus) -> Ded
     records = read_stage(data_dir, UPSTREAM, corpus.source_ids)
     store = SignatureStore(data_dir / STAGE / "_signatures")
     stored, manifest = store.load()
+    manifest = manifest if _counted(ledger, manifest) else None
     settings = settings_digest(config, corpus)
     current = current_digests(corpus, records)
     plan = plan_run(current, manifest, settings, config.incremental)
@@ -117,6 +128,9 @@ def run(config: DedupConfig, ledger: Ledger, run_id: str, corpus: Corpus) -> Ded
         config.survivor_order,
     )
     result = deduplicate(new, rank, accepted, config)
+    audited = result.accepted.join(texts, on=["source_id", "source_key"], how="left")
+    violations, estimate = audit_kept(audited, config, config.check_sample, config.check_confidence)
+    result, removed, unresolved = remove_verified(result, violations, new, rank)
 
     artifacts = [
         write_stage(result.kept.filter(pl.col("source_id") == s), data_dir, STAGE, s)
@@ -143,16 +157,72 @@ def run(config: DedupConfig, ledger: Ledger, run_id: str, corpus: Corpus) -> Ded
     )
     store.save(result.accepted, Manifest(settings, current))
 
-    kept_with_text = result.accepted.join(texts, on=["source_id", "source_key"], how="left")
     return DedupOutcome(
         plan=plan,
         config=config,
         result=result,
         records_in=new.height,
-        audited=kept_with_text.height,
-        violations=kept_duplicates(kept_with_text, config, config.check_sample),
+        audited=audited.height,
+        violations=violations,
+        estimate=estimate,
+        removed_by_audit=removed,
+        unresolved=unresolved,
         data_version=stage_data_version(data_dir, STAGE, corpus.source_ids),
     )
+
+
+def remove_verified(
+    result: DedupResult, violations: pl.DataFrame, new: pl.DataFrame, rank: np.ndarray
+) -> tuple[DedupResult, int, int]:
+    """Drop, of every pair the audit verified, the record of this run that ranks worse.
+
+    Returns the result without them, how many were dropped, and how many pairs were left
+    because both records were accepted by earlier runs (whose sources this run carries).
+    """
+    this_run = dict(zip(new["record_id"], rank.tolist(), strict=True))
+    this_run = {r: this_run[r] for r in result.kept["record_id"]}
+    dropped: dict[str, tuple[str, float, str]] = {}
+    unresolved = 0
+    for a, b, kind, similarity in violations.sort("similarity", descending=True).iter_rows():
+        if a in dropped or b in dropped:
+            continue
+        candidates = [r for r in (a, b) if r in this_run]
+        if not candidates:
+            unresolved += 1
+            continue
+        victim = max(candidates, key=lambda r: (this_run[r], r))
+        dropped[victim] = (b if victim == a else a, similarity, kind)
+    if not dropped:
+        return result, 0, unresolved
+    ids = result.accepted.select("record_id", "source_id", "source_key")
+    where = {r["record_id"]: r for r in ids.to_dicts()}
+    rows = []
+    for victim, (survivor, similarity, kind) in dropped.items():
+        method = "audit_exact_jaccard" if kind == TEXT else "audit_phash_hamming"
+        facts = {"duplicate_of": where[survivor], "method": method, "similarity": similarity}
+        rows.append(
+            where[victim] | {"reason": str(Reason.DUPLICATE_NEAR), "evidence": evidence(**facts)}
+        )
+    gone = pl.col("record_id").is_in(list(dropped))
+    drops = pl.concat([result.drops, pl.DataFrame(rows, schema=DROP_SCHEMA)])
+    cleaned = replace(
+        result, kept=result.kept.filter(~gone), accepted=result.accepted.filter(~gone), drops=drops
+    )
+    return cleaned, len(dropped), unresolved
+
+
+def _counted(ledger: Ledger, manifest: Manifest | None) -> bool:
+    """Whether every source of the store has a dedup count from a run that did not fail.
+
+    A run that died after saving the store has its ledger rows ignored; the store it left is
+    not trusted either, so the next run is a full one.
+    """
+    if manifest is None:
+        return False
+    live = ledger.query(
+        f"SELECT DISTINCT source_id FROM stage_counts WHERE stage = ? AND {LIVE}", [STAGE]
+    )
+    return set(manifest.sources) <= set(live["source_id"])
 
 
 def _run_row(plan: Plan, config: DedupConfig, result: DedupResult, settings: str) -> dict:

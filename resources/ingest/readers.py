@@ -9,9 +9,13 @@ read whole (txt, image) only after its size was checked.
 from __future__ import annotations
 
 import csv
+import functools
 import io
-import sys
-from collections.abc import Iterator
+import os
+import re
+import stat
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,10 +52,49 @@ class ReadSpec:
     id_field: str | None = None
     max_record_bytes: int = 1_000_000
     batch_rows: int = 10_000
+    max_image_bytes: int = 50_000_000
+    max_image_pixels: int = 100_000_000
 
 
 class SourceSchemaError(ValueError):
     """A file lacks a column the source declares (its text or id field)."""
+
+
+class NotRegularFile(OSError):
+    """A FIFO, device, socket or directory where a regular file was expected."""
+
+
+def file_kind(mode: int) -> str:
+    """What a stat mode is, in words: 'regular file', 'FIFO', 'socket', ..."""
+    for test, kind in (
+        (stat.S_ISREG, "regular file"),
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+    ):
+        if test(mode):
+            return kind
+    return "special file"
+
+
+def open_regular(path: Path) -> io.BufferedReader:
+    """Open ``path`` for reading only if it is a regular file, never blocking on open.
+
+    O_NONBLOCK makes opening a FIFO return at once; fstat of the open descriptor then refuses
+    it, so a file swapped for a FIFO after listing cannot stall the reader either.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(f"not a regular file ({file_kind(mode)})")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def reject(source_key: str, reason: Reason, detail: str, size: int = 0) -> Item:
@@ -97,7 +140,7 @@ def capped_lines(stream: io.BufferedIOBase, cap: int) -> Iterator[tuple[int, byt
 
 
 def read_jsonl(path: Path, name: str, spec: ReadSpec) -> Iterator[Item]:
-    with path.open("rb") as stream:
+    with open_regular(path) as stream:
         for number, line, size in capped_lines(stream, spec.max_record_bytes):
             key = f"{name}:{number}"
             if line is None:
@@ -122,33 +165,131 @@ def _jsonl_item(key: str, line: bytes, size: int, name: str, number: int, spec: 
 
 
 # -- CSV ---------------------------------------------------------------------------------
+# Records are split here, quote-aware and with a length cap, and only then parsed by the csv
+# module one record at a time: so an oversized quoted field is skipped to its closing quote
+# (one too_large drop), never re-synchronized inside, and an unclosed quote is one malformed
+# drop whose following lines are read again as rows, never folded into its text.
+
+_QUOTE, _NEWLINE = ord('"'), b"\n"
+_CSV_DEFAULT_FIELD_LIMIT = 131_072
+
+
+@dataclass
+class _CsvRecord:
+    line: int
+    """the record's first physical line"""
+    data: bytes | None
+    """its bytes, or None when longer than the cap"""
+    size: int
+    unclosed: bool = False
+
+
+def _quote_state(chunk: bytes, quoted: bool, field_start: bool) -> tuple[bool, bool]:
+    """(inside a quoted field, at a field's start) after ``chunk``, as the csv module reads.
+
+    A quote opens a field only at the field's start; inside one, '""' is a literal quote.
+    """
+    i, n = 0, len(chunk)
+    while i < n:
+        if quoted:
+            j = chunk.find(b'"', i)
+            if j < 0:
+                return True, False
+            if j + 1 < n and chunk[j + 1] == _QUOTE:
+                i = j + 2
+                continue
+            quoted, field_start, i = False, False, j + 1
+        elif field_start and chunk[i] == _QUOTE:
+            quoted, field_start, i = True, False, i + 1
+        else:
+            j = chunk.find(b",", i)
+            if j < 0:
+                return False, chunk.endswith(_NEWLINE)
+            field_start, i = True, j + 1
+    return quoted, field_start
+
+
+def csv_records(stream: io.BufferedReader, cap: int) -> Iterator[_CsvRecord]:
+    """The file's logical records; memory holds at most ``cap`` bytes of one."""
+    line_no = 0
+    while True:
+        record = _CsvRecord(line_no + 1, None, 0)
+        parts: list[bytes] | None = []
+        quoted, field_start, resume = False, True, None
+        while chunk := _chunk(stream):
+            if chunk.endswith(_NEWLINE):
+                line_no += 1
+                resume = resume or stream.tell()
+            record.size += len(chunk)
+            if parts is not None:
+                parts.append(chunk)
+                parts = parts if record.size <= cap else None
+            quoted, field_start = _quote_state(chunk, quoted, field_start)
+            if chunk.endswith(_NEWLINE) and not quoted:
+                break
+        if record.size == 0:
+            return
+        if quoted:  # the file ended inside a quote: it was never closed
+            record.unclosed = True
+            yield record
+            if resume is None:
+                return
+            stream.seek(resume)  # its following lines are rows of their own
+            line_no = record.line
+            continue
+        record.data = b"".join(parts) if parts is not None else None
+        yield record
+
+
+def _chunk(stream: io.BufferedReader) -> bytes:
+    """A line or a bounded piece of one; never ending in a quote whose next byte is unread,
+    so a '""' split across two pieces is still seen as one escaped quote."""
+    chunk = stream.readline(_CHUNK)
+    while chunk.endswith(b'"') and (extra := stream.read(1)):
+        chunk += extra
+    return chunk
 
 
 def read_csv(path: Path, name: str, spec: ReadSpec) -> Iterator[Item]:
-    csv.field_size_limit(min(sys.maxsize, spec.max_record_bytes))
-    with path.open("rb") as raw:
-        # surrogateescape keeps undecodable bytes visible per row instead of failing the file.
-        text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
-        rows = csv.reader(text)
-        header = next(rows, None)
+    # A record is at most max_record_bytes before the csv module sees it; so may a field be.
+    csv.field_size_limit(max(spec.max_record_bytes, _CSV_DEFAULT_FIELD_LIMIT))
+    with open_regular(path) as stream:
+        records = csv_records(stream, spec.max_record_bytes)
+        header = next((r for r in records if r.data is None or r.data.strip()), None)
         if header is None:
             return
-        columns = _csv_columns(path, header, spec)
-        while True:
-            try:
-                row = next(rows)
-            except StopIteration:
-                return
-            except csv.Error as err:
-                key = f"{name}:{rows.line_num}"
-                yield reject(
-                    key,
-                    Reason.TOO_LARGE if "limit" in str(err) else Reason.MALFORMED,
-                    f"CSV: {err}",
-                )
-                continue
-            if row:
-                yield _csv_item(row, columns, f"{name}:{rows.line_num}", name, rows.line_num, spec)
+        if header.data is None:
+            raise SourceSchemaError(f"{path}: CSV header is unreadable (unclosed or too long)")
+        columns = _csv_columns(path, _parse_row(header.data), spec)
+        for record in records:
+            key = f"{name}:{record.line}"
+            if record.unclosed:
+                detail = f"CSV: quote opened on line {record.line} is never closed"
+                yield reject(key, Reason.MALFORMED, detail, 0)
+            elif record.data is None:
+                yield reject(key, Reason.TOO_LARGE, f"CSV row of {record.size} bytes", record.size)
+            elif record.data.strip():
+                yield _csv_record_item(record, columns, name, spec)
+
+
+def _parse_row(data: bytes) -> list[str]:
+    # surrogateescape keeps undecodable bytes visible per row instead of failing the file.
+    text = data.decode("utf-8", errors="surrogateescape")
+    rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    if len(rows) != 1:
+        raise csv.Error(f"{len(rows)} rows in one record")
+    return rows[0]
+
+
+def _csv_record_item(
+    record: _CsvRecord, columns: tuple[int, int | None], name: str, spec: ReadSpec
+) -> Item:
+    key = f"{name}:{record.line}"
+    try:
+        row = _parse_row(record.data)
+    except csv.Error as err:
+        return reject(key, Reason.MALFORMED, f"CSV: {err}", record.size)
+    return _csv_item(row, columns, key, name, record.line, spec)
 
 
 def _csv_columns(path: Path, header: list[str], spec: ReadSpec) -> tuple[int, int | None]:
@@ -190,46 +331,81 @@ def _has_surrogates(value: str) -> bool:
 
 
 def read_parquet(path: Path, name: str, spec: ReadSpec) -> Iterator[Item]:
+    """Rows in batches, one row group at a time: a row group that breaks mid-way (a corrupt
+    page) keeps the rows read before the fault and is one unreadable drop for the rest."""
     try:
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(open_regular(path))
     except (pa.ArrowException, OSError) as err:
-        yield reject(name, Reason.UNREADABLE, f"not a readable Parquet file: {err}")
+        yield reject(name, Reason.UNREADABLE, f"not a readable Parquet file: {_message(err)}")
         return
-    fields = parquet.schema_arrow.names
-    wanted = [f for f in (spec.text_field, spec.id_field) if f is not None]
-    missing = [f for f in wanted if f not in fields]
-    if missing:
-        raise SourceSchemaError(f"{path}: Parquet file has no column(s) {missing}")
-    row = 0
-    for batch in parquet.iter_batches(batch_size=spec.batch_rows, columns=wanted):
-        texts = batch.column(spec.text_field).to_pylist()
-        ids = batch.column(spec.id_field).to_pylist() if spec.id_field else [None] * len(texts)
-        for value, item_id in zip(texts, ids, strict=True):
-            size = len(value.encode("utf-8")) if isinstance(value, str) else 0
-            key = _key(name, row, item_id, spec)
-            if size > spec.max_record_bytes:
-                yield reject(key, Reason.TOO_LARGE, f"text of {size} bytes", size)
-            else:
-                yield text_item(key, value, size)
-            row += 1
+    with parquet:
+        fields = parquet.schema_arrow.names
+        wanted = [f for f in (spec.text_field, spec.id_field) if f is not None]
+        missing = [f for f in wanted if f not in fields]
+        if missing:
+            raise SourceSchemaError(f"{path}: Parquet file has no column(s) {missing}")
+        row = 0
+        for group in range(parquet.num_row_groups):
+            group_rows, done = parquet.metadata.row_group(group).num_rows, 0
+            batches = parquet.iter_batches(spec.batch_rows, row_groups=[group], columns=wanted)
+            try:
+                for batch in batches:
+                    yield from _parquet_items(batch, name, row + done, spec)
+                    done += batch.num_rows
+            except (pa.ArrowException, OSError) as err:
+                detail = (
+                    f"row group {group} broke after {done} of its {group_rows} rows:"
+                    f" {_message(err)}; {group_rows - done} rows could not be read"
+                )
+                yield reject(f"{name}:row_group{group}", Reason.UNREADABLE, detail)
+            row += group_rows
+
+
+def _parquet_items(batch: pa.RecordBatch, name: str, first: int, spec: ReadSpec) -> Iterator[Item]:
+    texts = batch.column(spec.text_field).to_pylist()
+    ids = batch.column(spec.id_field).to_pylist() if spec.id_field else [None] * len(texts)
+    for offset, (value, item_id) in enumerate(zip(texts, ids, strict=True)):
+        size = len(value.encode("utf-8")) if isinstance(value, str) else 0
+        key = _key(name, first + offset, item_id, spec)
+        if size > spec.max_record_bytes:
+            yield reject(key, Reason.TOO_LARGE, f"text of {size} bytes", size)
+        else:
+            yield text_item(key, value, size)
+
+
+_OBJECT_REPR = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
+
+
+def _message(err: BaseException) -> str:
+    """An error's text without object reprs (memory addresses), on one line."""
+    text = _OBJECT_REPR.sub("the file", str(err) or type(err).__name__)
+    return " ".join(text.split())
 
 
 # -- whole files: txt and images ---------------------------------------------------------
 
 
-def _whole_file(path: Path, name: str, spec: ReadSpec) -> tuple[bytes | None, Item | None, int]:
+def _whole_file(
+    path: Path, name: str, limit: int, what: str
+) -> tuple[bytes | None, Item | None, int]:
     """(content, None, size), or (None, the reject, size) when it is too large or unreadable."""
-    size = path.stat().st_size
-    if size > spec.max_record_bytes:
-        return None, reject(name, Reason.TOO_LARGE, f"file of {size} bytes", size), size
     try:
-        return path.read_bytes(), None, size
+        with open_regular(path) as stream:
+            size = os.fstat(stream.fileno()).st_size
+            if size > limit:
+                detail = f"file of {size} bytes, over {what} ({limit})"
+                return None, reject(name, Reason.TOO_LARGE, detail, size), size
+            return stream.read(), None, size
     except OSError as err:
-        return None, reject(name, Reason.UNREADABLE, f"cannot read: {err.strerror}", size), size
+        return None, reject(name, Reason.UNREADABLE, f"cannot read: {_os_message(err)}"), 0
+
+
+def _os_message(err: OSError) -> str:
+    return err.strerror or _message(err)
 
 
 def read_txt(path: Path, name: str, spec: ReadSpec) -> Iterator[Item]:
-    content, refused, size = _whole_file(path, name, spec)
+    content, refused, size = _whole_file(path, name, spec.max_record_bytes, "max_record_bytes")
     if refused:
         yield refused
         return
@@ -242,26 +418,54 @@ def read_txt(path: Path, name: str, spec: ReadSpec) -> Iterator[Item]:
 
 
 def read_image(path: Path, name: str, spec: ReadSpec) -> Iterator[Item]:
-    content, refused, size = _whole_file(path, name, spec)
+    """An image within ingest's image limits (bytes, then pixels, checked before decoding)."""
+    content, refused, size = _whole_file(path, name, spec.max_image_bytes, "max_image_bytes")
     if refused:
         yield refused
         return
     try:
-        with Image.open(io.BytesIO(content)) as image:
-            image.load()  # decodes every pixel, so a truncated file fails here
+        with warnings.catch_warnings():
+            # Our own pixel limit decides; Pillow's bomb warning below its error is noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(content)) as image:
+                pixels = image.width * image.height
+                if pixels > spec.max_image_pixels:
+                    detail = f"{image.width}x{image.height} pixels, over max_image_pixels"
+                    yield reject(
+                        name, Reason.TOO_LARGE, f"{detail} ({spec.max_image_pixels})", size
+                    )
+                    return
+                image.load()  # decodes every pixel, so a truncated file fails here
     except Image.DecompressionBombError as err:
-        yield reject(name, Reason.TOO_LARGE, str(err), size)
+        yield reject(name, Reason.TOO_LARGE, _message(err), size)
         return
     except (OSError, SyntaxError, ValueError) as err:
-        yield reject(name, Reason.UNREADABLE, f"not a decodable image: {err}", size)
+        yield reject(name, Reason.UNREADABLE, f"not a decodable image: {_message(err)}", size)
         return
     yield Item(name, kind=IMAGE, image_path=str(path), content=content, size_bytes=size)
 
 
-READERS = {
-    "jsonl": read_jsonl,
-    "csv": read_csv,
-    "parquet": read_parquet,
-    "txt": read_txt,
-    "image": read_image,
+Reader = Callable[[Path, str, ReadSpec], Iterator[Item]]
+
+
+def guarded(reader: Reader) -> Reader:
+    """A reader whose file failing to open or read is one drop naming the file, not a failed
+    source; items it yielded before the failure stay."""
+
+    @functools.wraps(reader)
+    def read(path: Path, name: str, spec: ReadSpec) -> Iterator[Item]:
+        try:
+            yield from reader(path, name, spec)
+        except OSError as err:
+            yield reject(name, Reason.UNREADABLE, f"cannot read: {_os_message(err)}")
+
+    return read
+
+
+READERS: dict[str, Reader] = {
+    "jsonl": guarded(read_jsonl),
+    "csv": guarded(read_csv),
+    "parquet": guarded(read_parquet),
+    "txt": guarded(read_txt),
+    "image": guarded(read_image),
 }

@@ -24,6 +24,7 @@ from resources.core.storage import Artifact, artifact, atomic_path, file_sha256
 from resources.ingest.config import IngestConfig
 from resources.ingest.files import SourceFile, content_digest, list_files
 from resources.ingest.readers import READERS, Item, ReadSpec, reject
+from resources.ingest.staging import StagedRows
 from resources.screen.config import ScreenConfig
 from resources.screen.door import Door, Screened, move_to_quarantine
 from resources.screen.incidents import known_incident_ids
@@ -150,7 +151,14 @@ def run(
 ) -> IngestOutcome:
     """Screen and stream one source into data/ingest/<source_id>.parquet and the ledger."""
     source = corpus.source(source_id)
-    spec = ReadSpec(source.text_field, source.id_field, config.max_record_bytes, config.batch_size)
+    spec = ReadSpec(
+        source.text_field,
+        source.id_field,
+        config.max_record_bytes,
+        config.batch_size,
+        config.max_image_bytes,
+        config.max_image_pixels,
+    )
     return ingest_source(
         source,
         corpus.resolve(source.path),
@@ -183,20 +191,22 @@ def ingest_source(
     known = known_incident_ids(ledger)
     kept, incidents, dropped = 0, 0, Counter()
     hashes, quarantined = [], []
-    # One writer for the whole source: a connection per batch would cost a third of the time.
-    with ParquetSink(out_path) as sink, ledger.writer() as writer:
-        writer.append("hash_lists", door.list_rows(), run_id)
-        for batch in batches(items, source.id, spec.batch_rows):
-            screened = door.screen(batch.records, known)
-            passed = _passed(batch, screened)
-            sink.write(passed.records)
-            writer.append_many(_screened_rows(passed, screened), run_id)
-            known |= set(screened.incidents["incident_id"])
-            hashes.append(screened.hashes)
-            quarantined.append(screened.quarantine)
-            kept += passed.records.height
-            incidents += screened.incidents.height
-            dropped.update(passed.drops["reason"].to_list())
+    ledger.append("hash_lists", door.list_rows(), run_id)
+    # No ledger lock while reading: rows are staged, then appended through one writer.
+    with StagedRows(out_path.parent) as staged:
+        with ParquetSink(out_path) as sink:
+            for batch in batches(items, source.id, spec.batch_rows):
+                screened = door.screen(batch.records, known)
+                passed = _passed(batch, screened)
+                sink.write(passed.records)
+                staged.add(_screened_rows(passed, screened))
+                known |= set(screened.incidents["incident_id"])
+                hashes.append(screened.hashes)
+                quarantined.append(screened.quarantine)
+                kept += passed.records.height
+                incidents += screened.incidents.height
+                dropped.update(passed.drops["reason"].to_list())
+        staged.append_to(ledger, run_id, spec.batch_rows)
     # Every record's hashes, matched or not (no content), so a later list can still match it.
     if hashes:
         add_to_hash_cache(pl.concat(hashes), screening.cache_path)

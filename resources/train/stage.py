@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 import torch
 
+from resources.core.audit import LIVE
 from resources.core.corpus import Corpus
 from resources.core.ledger import Ledger
 from resources.core.records import TEXT
@@ -36,6 +37,17 @@ class TrainReport:
     epsilon_cumulative: float
     outcome: RunOutcome | None
     """None when reused."""
+
+
+NO_TEXT_RECORDS = "no_text_records"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """The stage had nothing it could use, so it trained nothing; recorded in stage_skips."""
+
+    reason: str
+    detail: str
 
 
 def model_path(data_dir: str | Path) -> Path:
@@ -139,7 +151,7 @@ def reusable_run(ledger: Ledger, digest: str, params_digest: str, model: Path) -
     """
     rows = ledger.query(
         "SELECT run_id, model_sha256 FROM training_runs WHERE training_set_digest = ?"
-        " AND params_digest = ? AND code_version = ? ORDER BY entry_seq DESC LIMIT 1",
+        f" AND params_digest = ? AND code_version = ? AND {LIVE} ORDER BY entry_seq DESC LIMIT 1",
         [digest, params_digest, CODE_VERSION],
     ).to_dicts()
     if rows and model.exists() and file_sha256(model) == rows[0]["model_sha256"]:
@@ -173,8 +185,15 @@ def train_stage(
     return TrainReport(plan, run_id, False, cumulative, outcome)
 
 
-def run(config: TrainConfig, ledger: Ledger, run_id: str, corpus: Corpus) -> TrainReport:
-    """Train on every text record that config.upstream wrote; see train_stage."""
+def run(config: TrainConfig, ledger: Ledger, run_id: str, corpus: Corpus) -> TrainReport | Skipped:
+    """Train on every text record that config.upstream wrote; see train_stage. With no text
+    record at all (an image-only corpus) nothing is trained: the skip and its reason go to
+    the ledger, and no budget is spent."""
     records = read_stage(corpus.data_dir, config.upstream).filter(pl.col("kind") == TEXT)
+    if records.is_empty():
+        detail = f"no text records in {config.upstream}: the text model has nothing to learn"
+        row = {"stage": STAGE, "reason": NO_TEXT_RECORDS, "detail": detail}
+        ledger.append("stage_skips", [row], run_id)
+        return Skipped(NO_TEXT_RECORDS, detail)
     params_digest = json_sha256(config.model_dump(mode="json"))
     return train_stage(records, config, params_digest, model_path(corpus.data_dir), ledger, run_id)

@@ -179,3 +179,37 @@ def test_train_wiring_refuses_a_mismatched_upstream(train_project):
     )
     assert not result.success
     assert "train.upstream is 'ingest', wired to 'scrub'" in failure_of(result)
+
+
+def test_an_image_only_corpus_skips_training_with_a_reason_and_succeeds(train_project):
+    data_dir = train_project.parent / "data"
+    for path in (data_dir / "scrub").glob("*.parquet"):
+        path.unlink()
+    images = pl.DataFrame(
+        {
+            "record_id": ["a" * 64, "b" * 64],
+            "source_id": ["photos", "photos"],
+            "source_key": ["1.png", "2.png"],
+            "kind": ["image", "image"],
+            "text": [None, None],
+            "image_path": ["data/raw/photos/1.png", "data/raw/photos/2.png"],
+        },
+        schema=RECORD_SCHEMA,
+    )
+    write_stage(images, data_dir, "scrub", "photos")
+    result = materialize(train_project)
+    assert result.success
+    (materialization,) = result.asset_materializations_for_node("train")
+    meta = materialization.metadata
+    assert meta["skipped"].value is True and meta["skip_reason"].value == "no_text_records"
+    ledger = Ledger(data_dir / "ledger.duckdb")
+    skips = ledger.query("SELECT stage, reason, detail FROM stage_skips").to_dicts()
+    assert skips == [
+        {
+            "stage": "train",
+            "reason": "no_text_records",
+            "detail": "no text records in scrub: the text model has nothing to learn",
+        }
+    ]
+    assert ledger.query("SELECT count(*) FROM privacy_budget").item() == 0
+    assert not (data_dir / "train" / MODEL_FILE).exists()

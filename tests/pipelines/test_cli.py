@@ -92,7 +92,107 @@ def test_exit_codes_for_bad_usage_and_errors(tmp_path):
         capture_output=True,
         text=True,
     )
-    assert missing.returncode == 1 and "no such file" in missing.stderr
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+# -- hardening: read-only SQL, missing ledger, one-line errors, --params once ----------------
+
+
+def _main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """Run the `assay` entry point in-process: (exit code, stdout, stderr)."""
+    from pipelines.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["assay", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_ledger_sql_can_read_nothing_but_the_ledger(ingested, monkeypatch, capsys, tmp_path):
+    target = tmp_path / "leak.csv"
+    attempts = [
+        "SELECT * FROM read_text('/etc/passwd')",
+        f"COPY (SELECT * FROM records) TO '{target}'",
+        f"ATTACH '{tmp_path / 'other.duckdb'}' AS other",
+        "INSTALL httpfs",
+        "SELECT 1; SELECT 2",
+        "SET enable_external_access = true",
+        "DELETE FROM records",
+    ]
+    for attempt in attempts:
+        code, out, err = _main(
+            monkeypatch, capsys, "--params", str(ingested), "ledger", "sql", attempt
+        )
+        assert code == 1, attempt
+        assert err.startswith("error: ") and err.count("\n") == 1, err  # one line, no traceback
+        assert "/etc/passwd" not in out and "root:" not in out
+    assert not target.exists() and not (tmp_path / "other.duckdb").exists()
+    code, out, _ = _main(
+        monkeypatch, capsys, "--params", str(ingested), "ledger", "sql", "SELECT 1 AS one", "--json"
+    )
+    assert code == 0 and json.loads(out) == [{"one": 1}]
+
+
+def test_ledger_export_does_not_put_its_directory_into_sql(ingested, tmp_path):
+    import polars as pl
+
+    hostile = tmp_path / "x' (FORMAT csv); COPY (SELECT 1) TO '/tmp/assay-pwned.csv"
+    result = _invoke("ledger", "export", str(hostile), "--params", str(ingested), "--json")
+    assert result.exit_code == 0
+    assert not Path("/tmp/assay-pwned.csv").exists()
+    records = pl.read_parquet(hostile / "records.parquet")
+    stored = _invoke(
+        "ledger", "sql", "SELECT count(*) AS n FROM records", "--params", str(ingested), "--json"
+    )
+    assert records.height == json.loads(stored.output)[0]["n"] > 0
+    assert (hostile / "chain.parquet").exists()
+
+
+def test_read_commands_on_a_missing_ledger_say_so_and_create_nothing(project, monkeypatch, capsys):
+    ledger = project.parent / "data" / "ledger.duckdb"
+    for command in (["ledger", "verify"], ["ledger", "stats"], ["ledger", "why", "abc"]):
+        code, out, err = _main(monkeypatch, capsys, "--params", str(project), *command)
+        assert code == 1 and "no ledger at" in err, command
+        assert "OK" not in out
+    assert not ledger.exists()
+
+
+def test_params_once_on_the_group_or_from_the_environment(ingested, monkeypatch, capsys):
+    code, out, _ = _main(
+        monkeypatch, capsys, "--params", str(ingested), "ledger", "stats", "--json"
+    )
+    assert code == 0 and json.loads(out)["chain_entries"] > 0
+    code, out, _ = _main(
+        monkeypatch, capsys, "ledger", "stats", "--json", "--params", str(ingested)
+    )
+    assert code == 0  # after the subcommand still works
+    monkeypatch.setenv("ASSAY_PARAMS", str(ingested))
+    code, out, _ = _main(monkeypatch, capsys, "ledger", "sources", "--json")
+    assert code == 0 and len(json.loads(out)) == 6
+
+
+def test_version_and_config_errors(project, monkeypatch, capsys):
+    code, out, _ = _main(monkeypatch, capsys, "--version")
+    assert code == 0 and out.startswith("assay, version ")
+    project.write_text(
+        project.read_text().replace("max_record_bytes: 1000000", "max_record_bytes: -4")
+    )
+    code, _, err = _main(monkeypatch, capsys, "--params", str(project), "ledger", "stats")
+    assert code == 2 and "ingest.max_record_bytes" in err
+
+
+def test_why_takes_a_unique_prefix_of_a_record_id(ingested):
+    full = json.loads(
+        _invoke("--params", str(ingested), "ledger", "why", "post-0003", "--json").output
+    )
+    record_id = full[0]["record_id"]
+    by_prefix = _invoke("--params", str(ingested), "ledger", "why", record_id[:12], "--json")
+    assert by_prefix.exit_code == 0
+    assert {o["record_id"] for o in json.loads(by_prefix.output)} == {record_id}
 
 
 def test_keys_init_makes_the_key_once(tmp_path, monkeypatch):

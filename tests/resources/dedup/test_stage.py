@@ -82,3 +82,45 @@ def test_settings_digest_tracks_what_decides_duplicates_only(tmp_path):
     assert digest(project(tmp_path, ["open"], {"threshold": 0.9})) != base
     assert digest(project(tmp_path, ["open"], {"check_sample": 999})) == base
     assert digest(project(tmp_path, ["open"], {"incremental": False})) == base
+
+
+def _near_copy(text: str) -> str:
+    """One word of 80 changed: word 5-gram Jaccard about 0.88, above the 0.8 threshold."""
+    words = text.split()
+    words[40] = "changed"
+    return " ".join(words)
+
+
+def test_pairs_lsh_missed_are_found_by_the_audit_and_none_is_left_behind(tmp_path):
+    from assets.dedup import _no_kept_duplicates
+    from resources.dedup.audit import kept_duplicates
+
+    # min_recall this low makes LSH miss most pairs near the threshold, as it may by design
+    params = project(tmp_path, ["open"], {"min_recall": 0.05, "check_sample": 500})
+    rows = [(f"o{i}", doc(i)) for i in range(30)] + [
+        (f"n{i}", _near_copy(doc(i))) for i in range(30)
+    ]
+    ingested(tmp_path, "open", rows)
+    outcome = run(params.dedup, Ledger(params.ledger_path), "run-1", params.corpus())
+    assert outcome.estimate.exhaustive and outcome.estimate.with_duplicate > 0
+    assert outcome.removed_by_audit == outcome.estimate.with_duplicate // 2 > 0
+    assert outcome.removed_by_audit + outcome.result.verified_pairs == 30
+    kept = read_stage(params.data_dir, STAGE)
+    assert kept.height == 30
+    kept_with_sig = outcome.result.accepted.join(kept.select("source_key", "text"), on="source_key")
+    assert kept_duplicates(kept_with_sig, params.dedup, sample_size=500).is_empty()
+    assert _no_kept_duplicates(outcome, 500).passed
+    drops = Ledger(params.ledger_path).query(
+        "SELECT evidence FROM drops WHERE evidence LIKE '%audit_exact_jaccard%'"
+    )
+    assert drops.height == outcome.removed_by_audit
+
+
+def test_the_residual_bound_passes_a_clean_sample_and_blocks_a_dirty_one():
+    from resources.dedup.audit import ResidualEstimate
+
+    clean = ResidualEstimate(kept=10_000, sampled=500, with_duplicate=0, confidence=0.95)
+    dirty = ResidualEstimate(kept=10_000, sampled=500, with_duplicate=20, confidence=0.95)
+    assert clean.upper_bound < 0.01 < 0.02 < dirty.upper_bound
+    assert abs(clean.upper_bound - (1 - 0.05 ** (1 / 500))) < 1e-9  # the rule of three's exact form
+    assert dirty.rate == 0.04 and not dirty.exhaustive
