@@ -174,6 +174,7 @@ def street_words(kind: str) -> frozenset[str]:
 
 
 _SENTENCE_START = regex.compile(r"(?:^|[.!?:\n])\s*$")
+_STREET_WORD = regex.compile(r"\p{L}{3}")
 _MARKUP = regex.compile(r'["{}\[\]=_|\\]')  # JSON, code, identifiers: no name has these
 _NUMBER_BEFORE = regex.compile(r"\d+[\w/]*[ ]$")
 
@@ -211,6 +212,8 @@ def tidy(text: str, label: str, start: int, end: int) -> tuple[str, int, int] | 
         label = "PERSON"
     if label == "PERSON":
         name = _name_words(text, words)
+        while name and text[name[0][0] : name[0][1]].lower() in STOP_WORDS:
+            name = name[1:]  # "His NHS number": a pronoun or article starts no name
         if not name or sum(c.isalpha() for c in text[name[0][0] : name[-1][1]]) < 2:
             return None
         start, end = name[0][0], name[-1][1]
@@ -232,8 +235,8 @@ def tidy(text: str, label: str, start: int, end: int) -> tuple[str, int, int] | 
     while words and text[words[-1][0]].islower() and words[-1][1] > start:
         end = words.pop()[0]  # "..., IL 62704, phone": the address ends before "phone"
         end = len(text[:end].rstrip(" ,;:"))
-    if end <= start:
-        return None
+    if end <= start or not _STREET_WORD.search(text, start, end):
+        return None  # "p 0" from a URL's path: an address names a street in letters
     return label, start, _address_end(text, end)
 
 

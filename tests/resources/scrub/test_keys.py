@@ -59,7 +59,7 @@ def pii_keyed_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ledger = Ledger(params.ledger_path)
     corpus = params.corpus()
     for source in ("forum", "essays"):
-        ingest_run(params.ingest, ledger, "keys-run", corpus, source)
+        ingest_run(params.ingest, ledger, "keys-run", corpus, source, params.screen)
     dedup_run(params.dedup, ledger, "keys-run", corpus)
     scrub_run(params.pii, ledger, "keys-run", corpus)
     return root
