@@ -74,44 +74,31 @@ def release_files(released: Path) -> list[str]:
     return sorted(str(p.relative_to(released)) for p in released.rglob("*") if p.is_file())
 
 
+RELEASE_FILES = [
+    "attestations/provenance.dsse.json",
+    "attestations/verdict.dsse.json",
+    "config.json",
+    "keys/fingerprint.txt",
+    "keys/release.pub.pem",
+    "model.pt",
+    "model.sig",
+    "policy/data.json",
+    "policy/facts.json",
+    "policy/release.rego",
+    "policy/verdict.json",
+    "preprocessing.json",
+    "training_set.jsonl",
+]
+"""Every file a release holds, in sorted order."""
+
+
 def test_the_release_holds_what_it_should(released):
-    assert release_files(released) == [
-        "attestations/provenance.dsse.json",
-        "attestations/verdict.dsse.json",
-        "config.json",
-        "keys/fingerprint.txt",
-        "keys/release.pub.pem",
-        "model.pt",
-        "model.sig",
-        "policy/data.json",
-        "policy/facts.json",
-        "policy/release.rego",
-        "policy/verdict.json",
-        "preprocessing.json",
-        "training_set.jsonl",
-    ]
+    assert release_files(released) == RELEASE_FILES
     manifest = (released / "training_set.jsonl").read_text().splitlines()
     assert set(json.loads(manifest[0])) == {"record_id", "source_id"}  # ids, never content
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "attestations/provenance.dsse.json",
-        "attestations/verdict.dsse.json",
-        "config.json",
-        "keys/fingerprint.txt",
-        "keys/release.pub.pem",
-        "model.pt",
-        "model.sig",
-        "policy/data.json",
-        "policy/facts.json",
-        "policy/release.rego",
-        "policy/verdict.json",
-        "preprocessing.json",
-        "training_set.jsonl",
-    ],
-)
+@pytest.mark.parametrize("name", RELEASE_FILES)
 def test_changing_or_removing_any_file_fails(release_copy, name):
     path = release_copy / name
     original = path.read_bytes()
