@@ -24,7 +24,7 @@ def _tiny_project(root: Path, model: dict | None = None) -> Path:
     params_path = copy_project(root)
     raw = yaml.safe_load(params_path.read_text())
     raw["sources"] = [s for s in raw["sources"] if s["id"] in ("forum", "scraped")]
-    raw["train"] = {**raw["train"], "epochs": 1, "canaries": 0}
+    raw["train"] = {**raw["train"], "epochs": 1, "canaries": 1}
     if model:
         raw["train"].update(model)
     params_path.write_text(yaml.safe_dump(raw))
