@@ -45,8 +45,12 @@ def test_the_model_finds_held_out_names_and_addresses_with_sockets_disabled():
     finally:
         enable_socket()
     metrics = score(docs, predictions)
-    for entity in ("PERSON", "ADDRESS", "PHONE_NUMBER"):
-        assert metrics[entity]["recall"] >= 0.8, (entity, metrics[entity])
+    # About three standard errors (70-250 spans each) below what bench/pii.py measures over
+    # builds of the model, which are not bit-identical: PERSON 0.97, ADDRESS 0.77-0.81,
+    # PHONE_NUMBER 0.99.
+    floors = {"PERSON": 0.85, "ADDRESS": 0.65, "PHONE_NUMBER": 0.9}
+    for entity, floor in floors.items():
+        assert metrics[entity]["recall"] >= floor, (entity, metrics[entity])
         assert metrics[entity]["precision"] >= 0.75, (entity, metrics[entity])
 
 
