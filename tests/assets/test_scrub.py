@@ -92,6 +92,10 @@ def test_ledger_has_counts_per_source_type_and_record(scrubbed):
     assert ledger.verify().ok
 
 
+ASSAY_MADE = ("uri", "owner", "path", "public_key", "signature", "key_fingerprint")
+"""String columns the corpus never fills: params.yaml's own facts and the signing key's."""
+
+
 def test_no_value_reaches_the_ledger(scrubbed):
     params_path, _ = scrubbed
     params = load_params(params_path)
@@ -109,8 +113,8 @@ def test_no_value_reaches_the_ledger(scrubbed):
     for table in tables:
         frame = ledger.query(f"SELECT * FROM {table}")
         for column, dtype in frame.schema.items():
-            if dtype != pl.String or column in ("uri", "owner", "path"):
-                continue  # params' own source URIs and owner addresses are not corpus PII
+            if dtype != pl.String or column in ASSAY_MADE:
+                continue  # params' own URIs and owners, and assay's key material: not corpus PII
             for cell in frame[column].drop_nulls().unique():
                 if SYSTEM_ID.fullmatch(cell):
                     continue  # run UUIDs and hex digests: made by assay, not read from the corpus
