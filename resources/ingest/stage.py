@@ -8,7 +8,8 @@ matching a known-harmful hash list is dropped and quarantined (hashes only), nev
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from itertools import chain
 from pathlib import Path
@@ -194,11 +195,11 @@ def ingest_source(
     ledger.append("hash_lists", door.list_rows(), run_id)
     # No ledger lock while reading: rows are staged, then appended through one writer.
     with StagedRows(out_path.parent) as staged:
-        with ParquetSink(out_path) as sink:
+        with parquet_sink(out_path) as write_records:
             for batch in batches(items, source.id, spec.batch_rows):
                 screened = door.screen(batch.records, known)
                 passed = _passed(batch, screened)
-                sink.write(passed.records)
+                write_records(passed.records)
                 staged.add(_screened_rows(passed, screened))
                 known |= set(screened.incidents["incident_id"])
                 hashes.append(screened.hashes)
@@ -262,25 +263,17 @@ def policy_refusal(source: Source, policy: Policy) -> tuple[Reason, str] | None:
     return None
 
 
-class ParquetSink:
-    """Appends record batches to one Parquet file, renamed into place only when complete."""
+@contextmanager
+def parquet_sink(path: Path) -> Iterator[Callable[[pl.DataFrame], None]]:
+    """A writer appending record batches to one Parquet file, renamed into place when done."""
+    schema = empty_records().to_arrow().schema
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._schema = empty_records().to_arrow().schema
+        def write(records: pl.DataFrame) -> None:
+            if records.height:
+                writer.write_table(records.to_arrow().cast(schema))
 
-    def __enter__(self) -> ParquetSink:
-        self._atomic = atomic_path(self.path)
-        self._writer = pq.ParquetWriter(self._atomic.__enter__(), self._schema)
-        return self
-
-    def write(self, records: pl.DataFrame) -> None:
-        if records.height:
-            self._writer.write_table(records.to_arrow().cast(self._schema))
-
-    def __exit__(self, *exc: object) -> None:
-        self._writer.close()
-        self._atomic.__exit__(*exc)
+        yield write
 
 
 def _ledger_records(batch: Batch) -> pl.DataFrame:
