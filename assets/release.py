@@ -56,6 +56,7 @@ def build_release_asset(params: Params) -> dg.AssetsDefinition:
                 "release_id": outcome.release_id,
                 "status": outcome.verdict.status,
                 "path": dg.MetadataValue.path(str(outcome.path)),
+                "auditor_page": dg.MetadataValue.path(str(outcome.auditor_page)),
                 "training_run_id": outcome.facts["training_run"]["run_id"],
                 "model_sha256": outcome.facts["training_run"]["model_sha256"],
             },

@@ -291,6 +291,7 @@ def release(params_file: str, check: bool, as_json: bool) -> None:
         "status": outcome.verdict.status,
         "violations": outcome.verdict.violations,
         "path": str(outcome.path) if outcome.path else None,
+        "auditor_page": str(outcome.auditor_page) if outcome.auditor_page else None,
         "training_run_id": outcome.facts["training_run"]["run_id"],
     }
     if as_json:
@@ -303,6 +304,44 @@ def release(params_file: str, check: bool, as_json: bool) -> None:
                 f"  blocked by {violation['rule']}: {violation['reason']}", soft_wrap=True
             )
     sys.exit(0 if outcome.verdict.passed else EXIT_BLOCKED)
+
+
+@cli.command()
+@params_option
+@click.option("--out", "out_dir", default=None, help="where to write (default: data/report/)")
+@click.option(
+    "--release",
+    "release_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="regenerate this release's report and page, from the ledger up to its signed head",
+)
+@json_option
+def report(params_file: str, out_dir: str | None, release_dir: Path | None, as_json: bool) -> None:
+    """Write the transparency report (JSON, Markdown) and the auditor's page from the ledger."""
+    from resources.evidence.bundle import ledger_evidence, release_evidence, write_report
+    from resources.release.policy import read_policy
+    from resources.release.stage import decide, policy_path
+
+    params = load_params(params_file)
+    ledger = _ledger(params_file)
+    if release_dir is not None:
+        evidence = release_evidence(ledger, release_dir)
+        out = Path(out_dir) if out_dir else params.data_dir / "report" / release_dir.name
+    else:
+        corpus = params.corpus()
+        gathered, data, verdict = decide(params.release, ledger, corpus)
+        policy = read_policy(policy_path(params.release, corpus))
+        gate = {"facts": gathered, "data": data, "policy": policy}
+        evidence = ledger_evidence(ledger, gate, verdict.status, verdict.violations)
+        out = Path(out_dir) if out_dir else params.data_dir / "report"
+    written = {name: str(path) for name, path in write_report(evidence, out).items()}
+    if as_json:
+        emit({"scope": evidence["scope"], "written": written}, True)
+        return
+    console.print(f"transparency report ({evidence['scope']}) -> {out}", soft_wrap=True)
+    for name, path in written.items():
+        console.print(f"  {name}: {path}", soft_wrap=True)
 
 
 @cli.command("verify")

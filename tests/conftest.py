@@ -83,3 +83,12 @@ def release_project(trained_template: Path, tmp_path: Path) -> Path:
     dest = tmp_path / "project"
     shutil.copytree(trained_template.parent, dest)
     return dest / "params.yaml"
+
+
+@pytest.fixture(scope="session")
+def released_template(trained_template: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """The trained project with a full run's ledger rows, released once per session:
+    (params.yaml, `assay release --json` output). Tests must leave it as it is."""
+    from tests.resources.evidence.project import build_released
+
+    return build_released(trained_template, tmp_path_factory.mktemp("released") / "project")

@@ -8,6 +8,8 @@ facts and data it was evaluated on, the verdict, the public key and the signatur
     policy/release.rego  policy/data.json  policy/facts.json  policy/verdict.json
     attestations/provenance.dsse.json (PASSED only)  attestations/verdict.dsse.json
     keys/release.pub.pem  keys/fingerprint.txt
+    croissant.json  evidence/  the cards, the transparency report, the auditor's page
+                               (resources/evidence/bundle.py; cards and Croissant PASSED only)
     model.sig    OpenSSF model-signing over every other file
 
 A blocked release writes the same without the model and its provenance: a signed FAILED
@@ -34,6 +36,7 @@ from resources.core.storage import (
     json_sha256,
     write_text,
 )
+from resources.evidence.bundle import AUDITOR_PAGE, write_release_evidence
 from resources.release import attest, facts
 from resources.release.config import DEFAULT_POLICY, ReleaseConfig
 from resources.release.keys import key_path, load_signer, try_signer
@@ -58,6 +61,8 @@ class ReleaseOutcome:
     verdict: Verdict
     facts: dict
     path: Path | None
+    auditor_page: Path | None = None
+    """The release's evidence/auditor.html: the static page an auditor opens."""
 
 
 def release_root(data_dir: str | Path) -> Path:
@@ -116,7 +121,7 @@ def run(
     finally:
         shutil.rmtree(staging.parent, ignore_errors=True)
     export_revocations(ledger, release_root(corpus.data_dir), signer)
-    return ReleaseOutcome(release_id, verdict, gathered, final)
+    return ReleaseOutcome(release_id, verdict, gathered, final, final / AUDITOR_PAGE)
 
 
 def _write_release(
@@ -179,6 +184,7 @@ def _write_release(
         now.isoformat(),
     )
     _write_json(out / VSA, attest.sign_envelope(summary, signer))
+    write_release_evidence(ledger, out)  # before signing: model.sig covers the evidence
     sign_directory(out, private_key)
     ledger.append(
         "releases",
