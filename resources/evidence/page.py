@@ -101,7 +101,7 @@ def epsilon_chart(evidence: dict) -> str:
     fig.add_scatter(name="ε cumulative", x=runs, y=[s["epsilon_cumulative"] for s in spent],
                     mode="lines+markers")  # fmt: skip
     fig.add_scatter(name="budget", x=runs, y=[s["epsilon_budget"] for s in spent],
-                    mode="lines", line={"dash": "dash"})  # fmt: skip
+                    mode="lines+markers", line={"dash": "dash"})  # fmt: skip
     limit = evidence["gate"]["thresholds"].get("max_epsilon_cumulative")
     if limit is not None and runs:
         fig.add_hline(y=limit, line_dash="dot", annotation_text=f"gate limit {figure(limit)}")
