@@ -33,10 +33,8 @@ def stage_total(evidence: dict, stage: str, column: str) -> int | None:
 
 def totals(evidence: dict) -> dict:
     """The headline figures: records in, out of each stage, dropped, trained on."""
-    last = next(
-        (s for s in reversed(PRE_TRAINING_STAGES) if stage_total(evidence, s, "records_out")),
-        None,
-    )
+    ran = [s for s in PRE_TRAINING_STAGES if stage_total(evidence, s, "records_out") is not None]
+    last = ran[-1] if ran else None
     training = evidence["training"] or {}
     return {
         "records_in": stage_total(evidence, "ingest", "records_in"),

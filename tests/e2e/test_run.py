@@ -11,6 +11,7 @@ import yaml
 from resources.core.ledger import Ledger
 from resources.core.ledger_tables import TABLES
 from resources.screen.matching import read_hash_cache
+from tests.resources.evidence.checks import assert_release_evidence_is_the_ledgers
 
 ASSAY = str(Path(sys.executable).with_name("assay"))
 
@@ -44,6 +45,7 @@ def test_assay_run_ingests_every_source_and_prints_the_summary(project, tmp_path
     # It ended with a release that verifies; a later list naming a released record revokes it.
     release = _latest_release(project)
     assert _verify(release, project, env).returncode == 0
+    assert_release_evidence_is_the_ledgers(release, Ledger(project.parent / "data/ledger.duckdb"))
     _list_a_released_record(project)
     rescreen = subprocess.run(
         [ASSAY, "run", "--params", str(project), "--select", "rescreen"],
