@@ -237,11 +237,21 @@ def ledger_head(view: LedgerView) -> dict:
     return rows.to_dicts()[0] if rows.height else {"seq": 0, "entry_hash": None}
 
 
+RECORD_ID = re.compile(r"\b[0-9a-f]{64}\b")
+"""A record id (sha256 hex of a record's content): the report says "a record", not which."""
+
+
+def redact(reason: str) -> str:
+    """A gate reason without the record ids it names (`assay ledger why` has them)."""
+    return RECORD_ID.sub("[a record id]", reason)
+
+
 def gate_rules(policy: str, verdict: dict | None, gate_facts: dict, data: dict) -> list[dict]:
     """Every rule the policy names, passed or failed, with the measured value and its limit.
 
     Rules are the names the policy's deny rules emit ("rule": "...") and its limits; a rule is
-    failed when the verdict names it. Without a verdict nothing was decided: status unknown.
+    failed when the verdict names it, with its reasons (record ids redacted). Without a
+    verdict nothing was decided: status unknown.
     """
     violations = (verdict or {}).get("violations") or []
     names = list(dict.fromkeys(re.findall(r'"rule":\s*"(\w+)"', policy)))
@@ -250,7 +260,7 @@ def gate_rules(policy: str, verdict: dict | None, gate_facts: dict, data: dict) 
     names += [v["rule"] for v in violations if v["rule"] not in names]
     out = []
     for name in names:
-        reasons = [v["reason"] for v in violations if v["rule"] == name]
+        reasons = [redact(v["reason"]) for v in violations if v["rule"] == name]
         status = "unknown" if verdict is None else ("fail" if reasons else "pass")
         value, limit = limits.get(name, (None, None))
         out.append(

@@ -210,18 +210,23 @@ def test_a_blocked_release_gets_the_report_and_page_but_no_cards(released, tmp_p
     copy = tmp_path / "project"
     shutil.copytree(params_file.parent, copy)
     copied = copy / "params.yaml"
-    ledger_of(copied).append("sources", [{"source_id": "wiki", "license": "LicenseRef-Scraped",
-                                          "consent": "opt_in"}])  # fmt: skip
+    ledger = ledger_of(copied)
+    source = {"source_id": "wiki", "license": "LicenseRef-Scraped", "consent": "opt_in"}
+    ledger.append("sources", [source])
+    member = ledger.query("SELECT min(record_id) FROM training_set WHERE role = 'member'").item()
+    ledger.append("incidents", [{"incident_id": "inc-open", "kind": "new", "record_id": member}])
     output = project.release(copied)
     assert output["exit_code"] == 3 and output["status"] == "FAILED"
     release = Path(output["path"])
-    assert (release / "evidence/auditor.html").is_file()
     assert not (release / "croissant.json").exists()
     assert not (release / "evidence/model_card.md").exists()
     doc = read_json(release / "evidence/transparency_report.json")
     failed = {r["rule"] for r in doc["gate"]["rules"] if r["status"] == "fail"}
-    assert failed == {"license"}
-    assert "LicenseRef-Scraped" in (release / "evidence/auditor.html").read_text()
+    assert failed == {"license", "open_incident"}
+    page = (release / "evidence/auditor.html").read_text()
+    assert "LicenseRef-Scraped" in page and "inc-open" in page
+    for name in ("auditor.html", "transparency_report.json", "transparency_report.md"):
+        assert member not in (release / "evidence" / name).read_text(), name
 
 
 def test_the_ledger_is_left_unchanged_by_a_report(released, tmp_path):

@@ -33,6 +33,10 @@ def test_every_rule_is_listed_passed_or_failed():
     violations = [
         {"rule": "epsilon", "reason": "epsilon 9.5 > 8"},
         {"rule": "custom", "reason": "a rule of the user's policy"},
+        {
+            "rule": "open_incident",
+            "reason": f"open incident i1 touches training record {'ab' * 32}",
+        },
     ]
     verdict = {"violations": violations}
     rules = {r["rule"]: r for r in gate_rules(policy, verdict, facts, {"max_epsilon": 8.0})}
@@ -42,6 +46,9 @@ def test_every_rule_is_listed_passed_or_failed():
         "reasons": ["epsilon 9.5 > 8"],
     }  # fmt: skip
     assert rules["custom"]["status"] == "fail"
+    assert rules["open_incident"]["reasons"] == [
+        "open incident i1 touches training record [a record id]"
+    ]
     undecided = gate_rules(policy, None, facts, {})
     assert {r["status"] for r in undecided} == {"unknown"}
 
