@@ -77,7 +77,9 @@ def dataset_card(evidence: dict) -> DatasetCard:
         "",
         f"{figure(t['records_in'])} items read; {figure(t['sanitized_records'])} records left"
         f" after screening, deduplication and PII scrubbing; {figure(t['training_records'])}"
-        " trained on (the rest held out for the privacy audit).",
+        f" trained on and {figure((evidence['training'] or {}).get('heldout_records'))} held"
+        " out for the privacy audit (records the model cannot read, such as images, are"
+        " neither).",
         "",
         *table(
             ["stage", "reason", "records dropped"],
