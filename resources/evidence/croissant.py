@@ -12,7 +12,8 @@ comes from resources/evidence/facts.py. mlcroissant 1.1.1 reads the manipulation
 from __future__ import annotations
 
 from resources.evidence.cards import LIMITATIONS, MAINTENANCE, training_licenses
-from resources.evidence.report import PRE_TRAINING_STAGES, figure, totals
+from resources.evidence.report import totals
+from resources.evidence.tables import PRE_TRAINING_STAGES, figure, trained_sources
 
 CONFORMS_TO = "http://mlcommons.org/croissant/1.1"
 MANIFEST = "training_set.jsonl"
@@ -86,7 +87,7 @@ def croissant(evidence: dict, manifest_sha256: str, url: str) -> dict:
         "license": [license_ref(spdx) for spdx in training_licenses(evidence)],
         "citeAs": f"assay release {release.get('release_id')}",
         "keywords": ["differential privacy", "provenance", "PII scrubbing"],
-        "prov:wasDerivedFrom": [_source(s) for s in _trained(evidence)],
+        "prov:wasDerivedFrom": [_source(s) for s in trained_sources(evidence)],
         "prov:wasGeneratedBy": _activities(evidence),
         "rai:dataCollection": _collection(evidence),
         "rai:dataPreprocessingProtocol": _preprocessing(evidence),
@@ -132,11 +133,6 @@ def _field(name: str, description: str) -> dict:
         "dataType": "sc:Text",
         "source": {"fileObject": {"@id": "training-set"}, "extract": {"column": name}},
     }
-
-
-def _trained(evidence: dict) -> list[dict]:
-    declared = {s["source_id"]: s for s in evidence["sources"]}
-    return [declared.get(s["source_id"], {}) | s for s in evidence["training_sources"]]
 
 
 def _source(source: dict) -> dict:
@@ -191,7 +187,7 @@ def _collection(evidence: dict) -> str:
     parts = [
         f"{s['source_id']} ({s.get('uri')}, {s.get('license')}, consent {s.get('consent')},"
         f" retrieved {s.get('retrieved_at')})"
-        for s in _trained(evidence)
+        for s in trained_sources(evidence)
     ]
     return "Declared sources, read as files: " + "; ".join(parts) + "."
 

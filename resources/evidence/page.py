@@ -14,7 +14,9 @@ import plotly.graph_objects as go
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from plotly.offline import get_plotlyjs
 
-from resources.evidence.report import PRE_TRAINING_STAGES, figure, stage_total, title, totals
+from resources.evidence import tables
+from resources.evidence.report import title, totals
+from resources.evidence.tables import PRE_TRAINING_STAGES, figure
 
 TEMPLATES = Path(__file__).parent / "templates"
 CHART_CONFIG = {"responsive": True, "displaylogo": False}
@@ -115,70 +117,34 @@ def _cell(value: object) -> dict:
     return {"text": figure(value), "num": isinstance(value, int | float)}
 
 
-def _section(sid: str, heading: str, header: list[str], rows: list[list], **extra) -> dict:
+def _section(sid: str, heading: str, table: tables.Table, **extra: object) -> dict:
+    header, rows = table
     return {"id": sid, "title": heading, "header": header,
             "rows": [[_cell(v) for v in row] for row in rows], **extra}  # fmt: skip
 
 
 def sections(evidence: dict) -> list[dict]:
     """The tables under the charts: every aggregate the charts draw, and more."""
-    ingest = {r["source_id"]: r for r in evidence["stage_counts"] if r["stage"] == "ingest"}
     detector = evidence["pii_detector"]
-    out = [
-        _section(
-            "sources", "Sources", ["source", "license (SPDX)", "consent", "owner", "items read",
-                                   "kept by ingest"],
-            [[s["source_id"], s["license"], s["consent"], s["owner"],
-              ingest.get(s["source_id"], {}).get("records_in"),
-              ingest.get(s["source_id"], {}).get("records_out")] for s in evidence["sources"]],
-        ),
-        _section(
-            "stages", "Records through the stages", ["stage", "records in", "records out",
-                                                     "dropped"],
-            [[s, stage_total(evidence, s, "records_in"), stage_total(evidence, s, "records_out"),
-              stage_total(evidence, s, "dropped")] for s in PRE_TRAINING_STAGES
-             if stage_total(evidence, s, "records_in") is not None],
-        ),
-        _section("drops", "Drops by stage and reason", ["stage", "reason", "records"],
-                 [[d["stage"], d["reason"], d["records"]] for d in evidence["drops"]]),
-        _section("pii", "PII by entity type", ["entity type", "entities", "records holding it"],
-                 [[p["entity_type"], p["entities"], p["records"]] for p in evidence["pii"]]),
-        _section(
-            "detector", "PII detector recall", ["entity type", "support", "recall", "precision"],
-            [[e["entity_type"], e["support"], e["recall"], e["precision"]]
-             for e in detector["entities"]],
-            note=(f"{detector['detector']} on {detector['eval_set']} (run {detector['run_id']})"
-                  if detector["measured"] else "Not measured."),
-            after=detector["caveats"],
-        ),
-        _section("incidents", "Incidents by hash list", ["hash list", "version", "kind",
-                                                         "incidents"],
-                 [[i["list_name"], i["list_version"], i["kind"], i["incidents"]]
-                  for i in evidence["incidents"]["by_list"]]),
-        _section(
-            "privacy", "Privacy audit", ["model", "ε", "MIA AUC", "MIA TPR @1% FPR",
-                                         "canary exposure max", "exposure bound",
-                                         "attribute advantage", "held-out loss"],
-            [[e["model_kind"], e["epsilon"], e["mia_auc"], e["mia_tpr_at_1pct_fpr"],
-              e["canary_exposure_max"], e["canary_exposure_bound"], e["attr_advantage"],
-              e["heldout_loss"]] for e in evidence["evaluations"]],
-        ),
-        _section("releases", "Releases", ["release", "status", "training run", "decided",
-                                          "revoked"],
-                 [[r["release_id"], r["status"], r["training_run_id"], r["decided_at"],
-                   r["revoked"]] for r in evidence["releases"]]),
+    note = (
+        f"{detector['detector']} on {detector['eval_set']} (run {detector['run_id']})"
+        if detector["measured"]
+        else "Not measured in this ledger."
+    )
+    return [
+        _section("sources", "Sources", tables.sources(evidence)),
+        _section("stages", "Records through the stages", tables.stages(evidence)),
+        _section("drops", "Drops by stage and reason", tables.drops(evidence)),
+        _section("pii", "PII by entity type", tables.pii(evidence)),
+        _section("detector", "PII detector recall", tables.detector(evidence), note=note,
+                 after=detector["caveats"]),
+        _section("incidents", "Incidents by hash list", tables.incidents(evidence)),
+        _section("privacy", "Privacy audit", tables.evaluations(evidence)),
+        _section("spent", "Privacy spent", tables.privacy_spent(evidence)),
+        _section("releases", "Releases", tables.releases(evidence)),
+        _section("revocations", "Revocations", tables.revocations(evidence)),
+        _section("training", "Training run", tables.training(evidence)),
     ]  # fmt: skip
-    training = evidence["training"]
-    if training:
-        out.append(
-            _section(
-                "training",
-                "Training run",
-                ["field", "value"],
-                [[key, value] for key, value in training.items()],
-            )
-        )
-    return out
 
 
 def render(evidence: dict) -> str:

@@ -17,7 +17,7 @@ from pipelines.cli import cli
 from pipelines.params import load_params
 from resources.core import audit
 from resources.core.ledger import Ledger
-from resources.evidence.report import figure
+from resources.evidence.tables import figure
 from resources.release.signing import signed_files
 from tests.resources.evidence import project
 

@@ -3,7 +3,7 @@ rules, each passed or failed; figures as people read them."""
 
 from resources.core.ledger import Ledger
 from resources.evidence.facts import LedgerView, drops_by_reason, gate_rules, stage_counts
-from resources.evidence.report import figure
+from resources.evidence.tables import figure
 
 
 def test_a_view_stops_at_its_entry_and_leaves_failed_runs_out(tmp_path):

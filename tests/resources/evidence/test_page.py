@@ -7,7 +7,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from pipelines.cli import cli
-from resources.evidence.report import figure
+from resources.evidence.tables import figure
 from tests.resources.evidence.browser import render
 
 CHARTS = 4
