@@ -20,47 +20,18 @@ from resources.core.ledger import Ledger
 from resources.core.ledger_tables import TABLES
 
 TRAINING_KEYS = (
-    "run_id",
-    "epsilon",
-    "delta",
-    "target_epsilon",
-    "noise_multiplier",
-    "sample_rate",
-    "steps",
-    "epochs",
-    "batch_size",
-    "max_grad_norm",
-    "accountant",
-    "privacy_unit",
-    "train_records",
-    "heldout_records",
-    "units",
-    "canaries",
-    "model_spec",
-    "model_sha256",
-    "training_set_digest",
-    "opacus_version",
-    "torch_version",
-)
+    "run_id", "epsilon", "delta", "target_epsilon", "noise_multiplier", "sample_rate", "steps",
+    "epochs", "batch_size", "max_grad_norm", "accountant", "privacy_unit", "train_records",
+    "heldout_records", "units", "canaries", "model_spec", "model_sha256", "training_set_digest",
+    "opacus_version", "torch_version",
+)  # fmt: skip
+"""The training_runs columns the evidence shows (not the path, seed or timings)."""
 EVALUATION_KEYS = (
-    "model_kind",
-    "epsilon",
-    "heldout_loss",
-    "perplexity",
-    "mia_auc",
-    "mia_tpr_at_1pct_fpr",
-    "mia_members",
-    "mia_nonmembers",
-    "canaries",
-    "canary_insertions",
-    "canary_exposure_mean",
-    "canary_exposure_max",
-    "canary_exposure_bound",
-    "attr_records",
-    "attr_accuracy",
-    "attr_baseline",
-    "attr_advantage",
-)
+    "model_kind", "epsilon", "heldout_loss", "perplexity", "mia_auc", "mia_tpr_at_1pct_fpr",
+    "mia_members", "mia_nonmembers", "canaries", "canary_insertions", "canary_exposure_mean",
+    "canary_exposure_max", "canary_exposure_bound", "attr_records", "attr_accuracy",
+    "attr_baseline", "attr_advantage",
+)  # fmt: skip
 OUR_DETECTOR = "assay scrub"
 """bench/pii.py names assay's detector "assay scrub (N workers)"; peers have other names."""
 DETECTOR_CAVEATS = (
