@@ -27,6 +27,8 @@ def test_the_check_sees_a_broken_page(chromium, tmp_path):
 def test_the_release_page_renders_and_shows_the_releases_figures(chromium, released_template):
     _, output = released_template
     page = Path(output["auditor_page"])
+    html = page.read_text(encoding="utf-8")
+    assert "<script src" not in html and "<link" not in html  # self-contained: no CDN, no fetch
     rendered = render(chromium, page, plots_expected=CHARTS)
     assert rendered.errors == []
     assert rendered.plots == CHARTS
