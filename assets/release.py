@@ -49,7 +49,11 @@ def build_release_asset(params: Params) -> dg.AssetsDefinition:
         if not outcome.verdict.passed:
             raise dg.Failure(
                 description=f"release {outcome.release_id} blocked: " + "; ".join(violations),
-                metadata={"release_id": outcome.release_id, "path": str(outcome.path)},
+                metadata={
+                    "release_id": outcome.release_id,
+                    "path": str(outcome.path),
+                    "auditor_page": str(outcome.auditor_page),
+                },
             )
         return StageResult(
             metadata={

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import dagster as dg
 import yaml
@@ -23,6 +24,8 @@ def test_the_release_asset_releases_and_signs_the_head(release_project):
     assert result.success
     meta = result.get_asset_materialization_events()[0].materialization.metadata
     assert meta["status"].value == "PASSED"
+    assert Path(meta["auditor_page"].value).name == "auditor.html"
+    assert Path(meta["auditor_page"].value).is_file()
     ledger = Ledger(load_params(release_project).ledger_path)
     reasons = ledger.query("SELECT reason FROM checkpoints ORDER BY entry_seq")["reason"]
     assert reasons.to_list() == [f"release {meta['release_id'].value}", "end of release"]
