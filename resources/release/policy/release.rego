@@ -63,7 +63,7 @@ deny contains {"rule": "artifact_digest", "reason": reason} if {
 }
 
 deny contains {"rule": "training_run", "reason": "no training run in the ledger"} if {
-	not input.training_run.run_id
+	not is_string(input.training_run.run_id)
 }
 
 limits := {
