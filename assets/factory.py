@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from assets.checks import conservation
+from assets.lineage import emitted
 from pipelines.params import Params
 from pipelines.resource import AssayResource
 from resources.core.ledger import Ledger
+from resources.core.lineage import StageJob
 from resources.release.keys import key_path, try_signer
 
 LEDGER_POOL = "ledger"
@@ -55,6 +57,19 @@ def owners(params: Params) -> list[str]:
     return sorted({s.owner for s in params.sources})
 
 
+def lineage_job(run: StageRun, name: str, doc: str, masked: frozenset[str]) -> StageJob:
+    """This stage run as an OpenLineage job, a child of the Dagster run that holds it."""
+    return StageJob(
+        namespace=run.params.lineage.namespace,
+        name=name,
+        description=doc.strip().split("\n\n")[0],
+        owners=tuple(owners(run.params)),
+        dagster_run_id=run.run_id,
+        dagster_job=run.context.job_name,
+        masked_columns=masked,
+    )
+
+
 def sign_head(run: StageRun, stage: str) -> None:
     """A signed checkpoint of the ledger's head at the end of every stage run, if a key exists."""
     signer = try_signer(key_path(run.params.root, run.params.release.signing_key))
@@ -75,6 +90,7 @@ def stage_asset(
     kinds: set[str] | None = None,
     group: str = "curation",
     partitions_def: dg.PartitionsDefinition | None = None,
+    masked_columns: frozenset[str] = frozenset(),
 ) -> Callable[[Body], dg.AssetsDefinition]:
     """A decorator turning a stage body into its asset; the body's docstring describes it."""
     specs = list(checks)
@@ -105,8 +121,11 @@ def stage_asset(
         )
         def stage(context: dg.AssetExecutionContext, assay: AssayResource) -> dg.MaterializeResult:
             run = StageRun(context, assay.params(), assay.ledger(), assay.record_run(context))
+            partition = context.partition_key if context.has_partition_key else None
+            job = lineage_job(run, name, body.__doc__ or "", masked_columns)
             try:
-                result = body(run)
+                with emitted(run.params, run.ledger, job, upstream, partition):
+                    result = body(run)
             finally:
                 sign_head(run, name)
             results = list(result.checks)

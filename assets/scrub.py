@@ -4,6 +4,7 @@ import dagster as dg
 
 from assets.factory import StageResult, StageRun, stage_asset
 from pipelines.params import Params
+from resources.core.records import TEXT
 from resources.scrub.stage import STAGE, UPSTREAM, run
 
 PII_RESIDUAL = dg.AssetCheckSpec(
@@ -16,7 +17,12 @@ PII_RESIDUAL = dg.AssetCheckSpec(
 
 def build_scrub_asset(params: Params) -> dg.AssetsDefinition:
     @stage_asset(
-        params, name=STAGE, upstream=UPSTREAM, code_version="scrub-1", checks=[PII_RESIDUAL]
+        params,
+        name=STAGE,
+        upstream=UPSTREAM,
+        code_version="scrub-1",
+        checks=[PII_RESIDUAL],
+        masked_columns=frozenset({TEXT}),
     )
     def scrub(stage: StageRun) -> StageResult:
         """Replace PII in every text record (operators from params.pii); drop those over the limit.
