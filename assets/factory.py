@@ -2,7 +2,9 @@
 
 Every stage asset shares the ledger pool, eager automation after its upstream, a code version,
 owners, kinds, a group, and the blocking conservation check; an asset module supplies only
-the body that calls its stage's ``run`` and turns the outcome into metadata and checks.
+the body that calls its stage's ``run`` and turns the outcome into metadata and checks. Every
+stage run emits OpenLineage events (assets/lineage.py), and its figures and descriptions are
+shaped for the UI once, here (assets/metadata.py).
 """
 
 from collections.abc import Callable, Sequence
@@ -12,6 +14,7 @@ import dagster as dg
 
 from assets.checks import conservation
 from assets.lineage import emitted
+from assets.metadata import escape_md, figures, shown_check, shown_spec
 from pipelines.params import Params
 from pipelines.resource import AssayResource
 from resources.core.ledger import Ledger
@@ -93,7 +96,7 @@ def stage_asset(
     masked_columns: frozenset[str] = frozenset(),
 ) -> Callable[[Body], dg.AssetsDefinition]:
     """A decorator turning a stage body into its asset; the body's docstring describes it."""
-    specs = list(checks)
+    specs = [shown_spec(spec) for spec in checks]
     if with_conservation:
         specs.insert(
             0,
@@ -109,7 +112,7 @@ def stage_asset(
         @dg.asset(
             name=name,
             deps=[upstream] if upstream else None,
-            description=body.__doc__,
+            description=escape_md(body.__doc__ or ""),
             code_version=code_version,
             pool=LEDGER_POOL,
             automation_condition=AFTER_UPSTREAM if upstream else None,
@@ -133,13 +136,13 @@ def stage_asset(
                 data_dir = str(run.params.data_dir)
                 kept = conservation(run.ledger, name, run.run_id, data_dir, result.counted_sources)
                 results.insert(0, kept)
-            metadata = dict(result.metadata)
+            metadata = figures(result.metadata)
             if result.row_count is not None:
                 metadata["dagster/row_count"] = result.row_count
             return dg.MaterializeResult(
                 metadata=metadata,
                 data_version=dg.DataVersion(result.data_version),
-                check_results=results,
+                check_results=[shown_check(r) for r in results],
             )
 
         return stage

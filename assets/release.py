@@ -22,6 +22,12 @@ def settings(params: Params) -> dict:
     }
 
 
+def auditor_page(outcome: object) -> dict:
+    """The release's auditor page (resources/evidence), a file to open, when the stage made one."""
+    page = getattr(outcome, "auditor_page", None)
+    return {"auditor_page": dg.MetadataValue.path(str(page))} if page else {}
+
+
 def build_release_asset(params: Params) -> dg.AssetsDefinition:
     @stage_asset(
         params,
@@ -51,16 +57,18 @@ def build_release_asset(params: Params) -> dg.AssetsDefinition:
                 description=f"release {outcome.release_id} blocked: " + "; ".join(violations),
                 metadata={"release_id": outcome.release_id, "path": str(outcome.path)},
             )
+        training = outcome.facts["training_run"]
         return StageResult(
             metadata={
                 "release_id": outcome.release_id,
                 "status": outcome.verdict.status,
                 "path": dg.MetadataValue.path(str(outcome.path)),
-                "training_run_id": outcome.facts["training_run"]["run_id"],
-                "model_sha256": outcome.facts["training_run"]["model_sha256"],
-            },
+                "training_run_id": training["run_id"],
+                "model_sha256": training["model_sha256"],
+            }
+            | auditor_page(outcome),
             data_version=file_sha256(outcome.path / VERDICT),
-            row_count=None,
+            row_count=training.get("train_records"),
         )
 
     return release

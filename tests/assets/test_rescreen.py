@@ -7,6 +7,7 @@ from pipelines.params import load_params
 from resources.core.ledger import Ledger
 from resources.core.normalize import normalized_sha256
 from resources.core.storage import read_stage
+from tests.assets import markdown
 from tests.conftest import ingest_all
 
 
@@ -27,7 +28,7 @@ def test_the_rescreen_job_purges_and_announces_the_purged_ingest_partition(proje
     announced = {(e.asset_key.path[-1], e.partition) for e in events}
     assert announced == {("rescreen", None), ("ingest", "wiki")}
     rescreen = next(e for e in events if e.asset_key.path[-1] == "rescreen").materialization
-    assert rescreen.metadata["purged_records"].value == [wiki["record_id"]]
+    assert markdown.rows(rescreen.metadata["purged_records"]) == [{"record_id": wiki["record_id"]}]
     after = read_stage(params.data_dir, "ingest", ["wiki"])
     assert wiki["record_id"] not in after["record_id"].to_list()
     ledger = Ledger(params.ledger_path)
