@@ -30,7 +30,8 @@ def stage_inputs(
         return []
     source = params.source(partition)
     counted = ledger.query(
-        "SELECT sum(records_in) AS n FROM stage_counts WHERE run_id = ? AND source_id = ?",
+        "SELECT CAST(sum(records_in) AS BIGINT) AS n FROM stage_counts"
+        " WHERE run_id = ? AND source_id = ?",
         [run_id, partition],
     ).item()
     return [source_dataset(params.resolve(source.path), partition, owners, counted)]
