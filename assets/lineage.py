@@ -1,12 +1,13 @@
 """OpenLineage around every stage body: START before it, COMPLETE or FAIL after it.
 
 The events are built by resources/core/lineage.py; this module says what a Dagster stage run
-reads and writes: its upstream stage's last files (ingest: its source's own files) and the
-artifacts it recorded in the ledger in this run.
+reads and writes: its upstream stage's last files (ingest: its source's own files), the
+artifacts it recorded in the ledger in this run, and the release folders it recorded.
 """
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from pipelines.params import Params
 from resources.core.ledger import Ledger
@@ -15,7 +16,7 @@ from resources.core.lineage import (
     LineageEmitter,
     StageJob,
     artifact_datasets,
-    source_dataset,
+    path_dataset,
 )
 
 
@@ -34,7 +35,24 @@ def stage_inputs(
         " WHERE run_id = ? AND source_id = ?",
         [run_id, partition],
     ).item()
-    return [source_dataset(params.resolve(source.path), partition, owners, counted)]
+    return [path_dataset(params.resolve(source.path), partition, owners, counted)]
+
+
+def stage_outputs(params: Params, ledger: Ledger, stage: str, run_id: str) -> list[FileDataset]:
+    """The artifacts the stage recorded in this run, and any release folder it wrote."""
+    owners = {s.id: s.owner for s in params.sources}
+    releases = ledger.query(
+        "SELECT r.path, t.train_records FROM releases r"
+        " LEFT JOIN training_runs t ON t.run_id = r.training_run_id"
+        " WHERE r.run_id = ? AND r.path IS NOT NULL ORDER BY r.entry_seq",
+        [run_id],
+    ).to_dicts()
+    folders = [
+        path_dataset(Path(r["path"]), None, owners, r["train_records"])
+        for r in releases
+        if Path(r["path"]).is_dir()
+    ]
+    return artifact_datasets(ledger, stage, owners, run_id) + folders
 
 
 @contextmanager
@@ -60,5 +78,4 @@ def emitted(
     except BaseException as err:
         emitter.fail(job, read(), err)
         raise
-    owners = {s.id: s.owner for s in params.sources}
-    emitter.complete(job, read(), artifact_datasets(ledger, job.name, owners, job.dagster_run_id))
+    emitter.complete(job, read(), stage_outputs(params, ledger, job.name, job.dagster_run_id))

@@ -6,12 +6,13 @@ ingest the file as it is. Nothing is sent over a network.
 
 Datasets are files: namespace ``file``, name the absolute path (the OpenLineage naming spec
 for a local file system). A stage's outputs are the artifacts it recorded in the ledger in this
-run; its inputs are the files its upstream stage wrote last (or, for ingest, the source's own
-files). Each dataset carries its schema (Parquet files), its size (rows and bytes) and its
-owners (the sources' owners). A Parquet output made from a Parquet input of the same source
-carries column lineage: every column is DIRECT/IDENTITY from the same column, except the
-stage's masked columns (scrub's text), which are DIRECT/TRANSFORMATION with masking set, and
-rows dropped on the way are an INDIRECT/FILTER dependency of the whole dataset.
+run (and, for release, the release folder); its inputs are the files its upstream stage wrote
+last (or, for ingest, the source's own files). Each dataset carries its schema (Parquet files),
+its size (rows and bytes) and its owners (the sources' owners). A Parquet output made from a
+Parquet input of the same source carries column lineage: every column is DIRECT/IDENTITY from
+the same column, except the stage's masked columns (scrub's text), which are
+DIRECT/TRANSFORMATION with masking set; rows dropped on the way are an INDIRECT/FILTER
+dependency of the whole dataset.
 """
 
 from __future__ import annotations
@@ -115,10 +116,10 @@ def artifact_datasets(
     ]
 
 
-def source_dataset(
-    path: Path, source_id: str, owners: dict[str, str], rows: int | None = None
+def path_dataset(
+    path: Path, source_id: str | None, owners: dict[str, str], rows: int | None = None
 ) -> FileDataset:
-    """A source's own file or folder, as ingest reads it."""
+    """A file or a folder (a source's own, a release's) with the bytes of all its files."""
     files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
     size = sum(p.stat().st_size for p in files) if path.exists() else None
     return FileDataset(path, source_id, rows, size, _owners_of(source_id, owners))

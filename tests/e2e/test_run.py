@@ -77,6 +77,12 @@ def assert_every_stage_emitted_valid_lineage(project: Path) -> None:
         text = output["facets"]["columnLineage"]["fields"]["text"]["inputFields"]
         assert [t["masking"] for f in text for t in f["transformations"]] == [True]
         assert text[0]["name"] in dedup_files
+    release = next(
+        e for e in events if e["job"]["name"] == "release" and e["eventType"] == "COMPLETE"
+    )
+    (folder,) = release["outputs"]
+    assert folder["name"] == str(_latest_release(project).resolve())
+    assert folder["outputFacets"]["outputStatistics"]["rowCount"] > 0
 
 
 def _latest_release(project: Path) -> Path:

@@ -12,7 +12,7 @@ from resources.core.lineage import (
     LineageEmitter,
     StageJob,
     artifact_datasets,
-    source_dataset,
+    path_dataset,
 )
 from resources.core.records import TEXT, text_record_id
 from resources.core.storage import write_stage
@@ -131,7 +131,7 @@ def test_a_source_folder_counts_its_files_bytes(tmp_path: Path):
     folder.mkdir()
     (folder / "a.txt").write_text("one")
     (folder / "b.txt").write_text("three")
-    dataset = source_dataset(folder, "essays", {"essays": "data-team@example.org"}, rows=2)
+    dataset = path_dataset(folder, "essays", {"essays": "data-team@example.org"}, rows=2)
     assert (dataset.size_bytes, dataset.rows, dataset.owners) == (8, 2, ("data-team@example.org",))
 
 
