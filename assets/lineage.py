@@ -18,6 +18,7 @@ from resources.core.lineage import (
     artifact_datasets,
     path_dataset,
 )
+from resources.release.stage import STAGE as RELEASE
 
 
 def stage_inputs(
@@ -39,8 +40,11 @@ def stage_inputs(
 
 
 def stage_outputs(params: Params, ledger: Ledger, stage: str, run_id: str) -> list[FileDataset]:
-    """The artifacts the stage recorded in this run, and any release folder it wrote."""
+    """The artifacts the stage recorded in this run, and (release) the release folder it wrote."""
     owners = {s.id: s.owner for s in params.sources}
+    produced = artifact_datasets(ledger, stage, owners, run_id)
+    if stage != RELEASE:
+        return produced
     releases = ledger.query(
         "SELECT r.path, t.train_records FROM releases r"
         " LEFT JOIN training_runs t ON t.run_id = r.training_run_id"
@@ -52,7 +56,7 @@ def stage_outputs(params: Params, ledger: Ledger, stage: str, run_id: str) -> li
         for r in releases
         if Path(r["path"]).is_dir()
     ]
-    return artifact_datasets(ledger, stage, owners, run_id) + folders
+    return produced + folders
 
 
 @contextmanager
