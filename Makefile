@@ -46,5 +46,5 @@ sample: $(STAMP)
 	$(VENV)/bin/assay sample
 
 clean:
-	rm -rf data/ingest data/dedup data/scrub data/screen data/train data/release \
+	rm -rf data/ingest data/dedup data/scrub data/screen data/train data/release data/lineage \
 		data/ledger.duckdb data/ledger.duckdb.lock .dagster_home

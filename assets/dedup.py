@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.factory import StageResult, StageRun, stage_asset
+from assets.metadata import listing, table
 from pipelines.params import Params
 from resources.dedup.stage import CODE_VERSION, STAGE, UPSTREAM, DedupOutcome, run
 
@@ -70,38 +71,43 @@ def _no_kept_duplicates(outcome: DedupOutcome, sample: int) -> dg.AssetCheckResu
             "sampled": estimate.sampled,
             "kept": estimate.kept,
             "sampled_with_duplicate": estimate.with_duplicate,
-            "residual_rate": round(estimate.rate, 6),
-            "residual_rate_upper_bound": round(estimate.upper_bound, 6),
+            "residual_rate": estimate.rate,
+            "residual_rate_upper_bound": estimate.upper_bound,
             "residual_tolerance": config.residual_tolerance,
             "exhaustive": estimate.exhaustive,
             "removed_by_audit": outcome.removed_by_audit,
             "unresolved_pairs": outcome.unresolved,
-            "examples": dg.MetadataValue.json(outcome.violations.head(10).to_dicts()),
+            "examples": table(
+                list(outcome.violations.columns), outcome.violations.head(10).iter_rows()
+            ),
         },
     )
 
 
 def _metadata(outcome: DedupOutcome) -> dict:
     plan, result = outcome.plan, outcome.result
-    histogram = "\n".join(
-        ["| records in cluster | clusters |", "|---:|---:|"]
-        + [f"| {size} | {count} |" for size, count in sorted(result.cluster_sizes.items())]
-    )
+    removed = outcome.removed_per_source
+    reasons = sorted({reason for by_reason in removed.values() for reason in by_reason})
     return {
         "mode": outcome.mode,
-        "sources_processed": dg.MetadataValue.json(plan.process),
-        "sources_carried": dg.MetadataValue.json(plan.carried),
+        "sources_processed": listing(plan.process),
+        "sources_carried": listing(plan.carried),
         "records_in": outcome.records_in,
         "records_out": result.kept.height,
         "dropped": result.drops.height,
-        "removed_per_source": dg.MetadataValue.json(outcome.removed_per_source),
-        "clusters": result.clusters,
-        "cluster_sizes": dg.MetadataValue.json(
-            {str(k): v for k, v in result.cluster_sizes.items()}
+        "removed_per_source": table(
+            ["source", *reasons],
+            [
+                [source, *(by_reason.get(r, 0) for r in reasons)]
+                for source, by_reason in removed.items()
+            ],
         ),
-        "cluster_size_histogram": dg.MetadataValue.md(histogram),
+        "clusters": result.clusters,
+        "cluster_size_histogram": table(
+            ["records in cluster", "clusters"], sorted(result.cluster_sizes.items())
+        ),
         "lsh_bands_x_rows": f"{result.bands} x {result.rows}",
-        "lsh_recall_at_threshold": round(outcome.recall_at_threshold, 4),
+        "lsh_recall_at_threshold": outcome.recall_at_threshold,
         "candidate_pairs": result.candidate_pairs,
         "verified_pairs": result.verified_pairs,
         "accepted_total": result.accepted.height,

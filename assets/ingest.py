@@ -4,6 +4,7 @@ cannot go on."""
 import dagster as dg
 
 from assets.factory import StageResult, StageRun, stage_asset
+from assets.metadata import counts
 from pipelines.params import Params
 from resources.core.storage import data_version
 from resources.ingest.stage import STAGE, run
@@ -55,9 +56,11 @@ def build_ingest_asset(params: Params) -> dg.AssetsDefinition:
         )
         return StageResult(
             metadata={
+                "owner": params.source(source_id).owner,
                 "records_in": outcome.read,
                 "records_out": outcome.kept,
-                "dropped": dg.MetadataValue.json(outcome.dropped),
+                "dropped": sum(outcome.dropped.values()),
+                "dropped_by_reason": counts(outcome.dropped, "reason", "records"),
                 "files": outcome.files,
                 "quarantined": outcome.quarantined,
                 "new_incidents": outcome.incidents,

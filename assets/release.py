@@ -55,17 +55,18 @@ def build_release_asset(params: Params) -> dg.AssetsDefinition:
                     "auditor_page": str(outcome.auditor_page),
                 },
             )
+        training = outcome.facts["training_run"]
         return StageResult(
             metadata={
                 "release_id": outcome.release_id,
                 "status": outcome.verdict.status,
                 "path": dg.MetadataValue.path(str(outcome.path)),
                 "auditor_page": dg.MetadataValue.path(str(outcome.auditor_page)),
-                "training_run_id": outcome.facts["training_run"]["run_id"],
-                "model_sha256": outcome.facts["training_run"]["model_sha256"],
+                "training_run_id": training["run_id"],
+                "model_sha256": training["model_sha256"],
             },
             data_version=file_sha256(outcome.path / VERDICT),
-            row_count=None,
+            row_count=training.get("train_records"),
         )
 
     return release

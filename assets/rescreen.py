@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.factory import StageResult, StageRun, stage_asset
+from assets.metadata import table
 from pipelines.params import Params
 from resources.core.storage import data_version
 from resources.release.keys import key_path
@@ -51,10 +52,13 @@ def build_rescreen_asset(params: Params) -> dg.AssetsDefinition:
                 "cached_records": outcome.cached_records,
                 "matched_records": len(outcome.matched_records),
                 "new_incidents": outcome.incidents.height,
-                "purged_records": dg.MetadataValue.json(outcome.purged_record_ids),
-                "purged_artifacts": dg.MetadataValue.json([p["path"] for p in outcome.purges]),
-                "tainted_runs": dg.MetadataValue.json(outcome.tainted_runs),
-                "revoked_releases": dg.MetadataValue.json(revoked),
+                "purged_records": table(["record_id"], [[r] for r in outcome.purged_record_ids]),
+                "purged_artifacts": table(
+                    ["path", "old sha256", "new sha256"],
+                    [[p["path"], p["old_sha256"], p["new_sha256"]] for p in outcome.purges],
+                ),
+                "tainted_runs": table(["training run"], [[r] for r in outcome.tainted_runs]),
+                "revoked_releases": table(["release"], [[r] for r in revoked]),
             },
             data_version=data_version({"matched": ",".join(outcome.matched_records)}),
             row_count=None,

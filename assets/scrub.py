@@ -3,7 +3,9 @@
 import dagster as dg
 
 from assets.factory import StageResult, StageRun, stage_asset
+from assets.metadata import counts, table
 from pipelines.params import Params
+from resources.core.records import TEXT
 from resources.scrub.stage import STAGE, UPSTREAM, run
 
 PII_RESIDUAL = dg.AssetCheckSpec(
@@ -16,7 +18,12 @@ PII_RESIDUAL = dg.AssetCheckSpec(
 
 def build_scrub_asset(params: Params) -> dg.AssetsDefinition:
     @stage_asset(
-        params, name=STAGE, upstream=UPSTREAM, code_version="scrub-1", checks=[PII_RESIDUAL]
+        params,
+        name=STAGE,
+        upstream=UPSTREAM,
+        code_version="scrub-1",
+        checks=[PII_RESIDUAL],
+        masked_columns=frozenset({TEXT}),
     )
     def scrub(stage: StageRun) -> StageResult:
         """Replace PII in every text record (operators from params.pii); drop those over the limit.
@@ -33,10 +40,10 @@ def build_scrub_asset(params: Params) -> dg.AssetsDefinition:
             passed=found.per_10k <= config.max_residual_per_10k,
             description=f"sensitive re-scan (threshold {config.sensitive_threshold}) of the output",
             metadata={
-                "residual_per_10k_docs": round(found.per_10k, 2),
+                "residual_per_10k_docs": found.per_10k,
                 "limit_per_10k_docs": config.max_residual_per_10k,
                 "docs": found.docs,
-                "residual_by_type": dg.MetadataValue.json(found.found),
+                "residual_by_type": counts(found.found, "entity type", "found"),
             },
         )
         seconds, mb = outcome.seconds, outcome.text_bytes / 1e6
@@ -45,12 +52,12 @@ def build_scrub_asset(params: Params) -> dg.AssetsDefinition:
                 "records_in": outcome.records_in,
                 "records_out": outcome.kept,
                 "dropped_pii_over_limit": outcome.dropped,
-                "entities_by_type": dg.MetadataValue.json(outcome.entities),
+                "entities_by_type": counts(outcome.entities, "entity type", "replaced"),
                 "text_docs": outcome.text_docs,
-                "docs_per_s": round(outcome.text_docs / seconds, 1) if seconds else 0.0,
-                "mb_per_s": round(mb / seconds, 3) if seconds else 0.0,
-                "residual_per_10k_docs": round(found.per_10k, 2),
-                "sources": dg.MetadataValue.json(outcome.artifacts),
+                "docs_per_s": outcome.text_docs / seconds if seconds else 0.0,
+                "mb_per_s": mb / seconds if seconds else 0.0,
+                "residual_per_10k_docs": found.per_10k,
+                "sources": table(["source", "sha256"], sorted(outcome.artifacts.items())),
             },
             data_version=outcome.data_version,
             row_count=outcome.kept,

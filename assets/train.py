@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.factory import StageResult, StageRun, stage_asset
+from assets.metadata import table
 from pipelines.params import Params
 from resources.core.ledger import Ledger
 from resources.train.budget import review_budget
@@ -72,6 +73,7 @@ def model_integrity_check(ledger: Ledger, run_id: str, model: Path) -> dg.AssetC
     return dg.AssetCheckResult(
         check_name="model_integrity",
         passed=actual == recorded == declared,
+        description="sha256 of the model file = the ledger's = its .sha256 sidecar's",
         metadata={"recorded": recorded, "actual": str(actual), "sidecar": str(declared)},
     )
 
@@ -88,30 +90,39 @@ def privacy_audit_check(ledger: Ledger, run_id: str, train: TrainConfig) -> dg.A
     )
 
 
+EVALUATED = ("heldout_loss", "perplexity", "mia_auc", "mia_tpr_at_1pct_fpr", "canary_exposure_max")
+
+
 def _metadata(ledger: Ledger, run_id: str, cumulative: float) -> dict:
+    """The headline figures flat; the privacy accounting and the evaluations as tables."""
     row = training_run(ledger, run_id)
-    meta: dict = {
+    privacy = [
+        ("epsilon (this run)", row["epsilon"]),
+        ("delta", row["delta"]),
+        ("epsilon committed, most on any record", cumulative),
+        ("noise multiplier", row["noise_multiplier"]),
+        ("sample rate", row["sample_rate"]),
+        ("steps", row["steps"]),
+        ("privacy unit", row["privacy_unit"]),
+        ("units", row["units"]),
+    ]
+    evaluated = sorted(evaluations(ledger, run_id).items())
+    return {
         "model_sha256": row["model_sha256"],
         "path": dg.MetadataValue.path(row["path"]),
         "training_run_id": run_id,
         "training_set_digest": row["training_set_digest"],
         "train_records": row["train_records"],
         "heldout_records": row["heldout_records"],
-        "units": row["units"],
-        "privacy_unit": row["privacy_unit"],
         "epsilon": row["epsilon"],
-        "delta": row["delta"],
         "epsilon_cumulative": cumulative,
-        "noise_multiplier": row["noise_multiplier"],
-        "sample_rate": row["sample_rate"],
-        "steps": row["steps"],
-        "train_seconds": round(row["train_seconds"], 2),
+        "dp_mia_auc": dict(evaluated).get("dp", {}).get("mia_auc"),
+        "train_seconds": row["train_seconds"],
+        "privacy": table(["", "value"], privacy),
+        "evaluations": table(
+            ["model", *EVALUATED], [[kind, *(ev[n] for n in EVALUATED)] for kind, ev in evaluated]
+        ),
     }
-    for kind, ev in sorted(evaluations(ledger, run_id).items()):
-        for name in ("heldout_loss", "perplexity", "mia_auc", "mia_tpr_at_1pct_fpr"):
-            meta[f"{kind}_{name}"] = ev[name]
-        meta[f"{kind}_canary_exposure_max"] = ev["canary_exposure_max"]
-    return meta
 
 
 def skipped_result(skip: Skipped) -> StageResult:

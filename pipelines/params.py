@@ -13,6 +13,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from resources.core.config import Section
 from resources.core.corpus import Corpus, Policy, Source, UnknownSourceError
+from resources.core.lineage import LineageConfig
 from resources.core.storage import json_sha256
 from resources.dedup.config import DedupConfig
 from resources.ingest.config import IngestConfig
@@ -40,6 +41,7 @@ class Params(Section):
     screen: ScreenConfig = ScreenConfig()
     train: TrainConfig = TrainConfig()
     release: ReleaseConfig = ReleaseConfig()
+    lineage: LineageConfig = LineageConfig()
     sources: list[Source]
     root: Path = Field(Path("."), exclude=True)
 

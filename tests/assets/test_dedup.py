@@ -13,6 +13,7 @@ from pipelines.resource import AssayResource
 from resources.core.ledger import Ledger
 from resources.core.records import text_record_id
 from resources.core.storage import artifact, read_stage, stage_path
+from tests.assets import markdown
 from tests.resources.dedup.corpus import doc, ingested, source
 
 
@@ -114,10 +115,10 @@ def test_full_run_keeps_best_provenance_and_names_duplicate_of(project):
     meta = result.get_asset_materialization_events()[0].materialization.metadata
     assert meta["mode"].value == "full"
     assert meta["clusters"].value == 3
-    assert meta["cluster_sizes"].value == {"2": 3}
-    assert meta["removed_per_source"].value == {
-        "closed": {"duplicate_exact": 1, "duplicate_near": 2}
-    }
+    assert markdown.counts(meta["cluster_size_histogram"]) == {"2": 3}
+    assert markdown.rows(meta["removed_per_source"]) == [
+        {"source": "closed", "duplicate_exact": "1", "duplicate_near": "2"}
+    ]
     assert meta["lsh_recall_at_threshold"].value >= 0.95
 
 
@@ -138,8 +139,8 @@ def test_incremental_run_dedups_a_new_source_against_the_accepted_set(project):
     assert second.success
     meta = second.get_asset_materialization_events()[0].materialization.metadata
     assert meta["mode"].value == "incremental"
-    assert meta["sources_processed"].value == ["late"]
-    assert meta["sources_carried"].value == ["closed", "open"]
+    assert meta["sources_processed"].value == "late"
+    assert meta["sources_carried"].value == "closed, open"
 
     drops = drops_of(project, second.run_id)
     assert set(drops) == {"l2", "l5b"}
@@ -164,7 +165,7 @@ def test_incremental_run_dedups_a_new_source_against_the_accepted_set(project):
     third = materialize(project)
     assert third.success
     meta = third.get_asset_materialization_events()[0].materialization.metadata
-    assert (meta["mode"].value, meta["sources_processed"].value) == ("incremental", [])
+    assert (meta["mode"].value, meta["sources_processed"].value) == ("incremental", "none")
     assert meta["accepted_total"].value == 7
     assert all(c.passed for c in third.get_asset_check_evaluations())
 

@@ -7,7 +7,10 @@ from pipelines.params import load_params
 from resources.core.ledger import Ledger
 from resources.core.normalize import normalized_sha256
 from resources.core.storage import read_stage
+from tests.assets import markdown
 from tests.conftest import ingest_all
+from tests.resources.core.lineage_schema import validate_event
+from tests.resources.core.test_lineage import read_events
 
 
 def test_the_rescreen_job_purges_and_announces_the_purged_ingest_partition(project, dagster_home):
@@ -27,7 +30,7 @@ def test_the_rescreen_job_purges_and_announces_the_purged_ingest_partition(proje
     announced = {(e.asset_key.path[-1], e.partition) for e in events}
     assert announced == {("rescreen", None), ("ingest", "wiki")}
     rescreen = next(e for e in events if e.asset_key.path[-1] == "rescreen").materialization
-    assert rescreen.metadata["purged_records"].value == [wiki["record_id"]]
+    assert markdown.rows(rescreen.metadata["purged_records"]) == [{"record_id": wiki["record_id"]}]
     after = read_stage(params.data_dir, "ingest", ["wiki"])
     assert wiki["record_id"] not in after["record_id"].to_list()
     ledger = Ledger(params.ledger_path)
@@ -37,6 +40,22 @@ def test_the_rescreen_job_purges_and_announces_the_purged_ingest_partition(proje
     assert incidents.select("source_id", "source_key").rows() == [("wiki", wiki["source_key"])]
     assert ledger.query("SELECT count(*) FROM purges").item() == 1
     assert pl.read_parquet(params.resolve(params.screen.hash_cache)).height > 0
+
+    # Its lineage: the lists and the hash cache in, the purged file out, with its owner.
+    events = read_events(params.resolve(params.lineage.events))
+    ends = [e for e in events if e["job"]["name"] == "rescreen" and e["eventType"] != "START"]
+    (complete,) = ends
+    validate_event(complete)
+    assert complete["eventType"] == "COMPLETE"
+    assert {d["name"] for d in complete["inputs"]} == {
+        str(params.resolve(params.screen.hashlists_dir)),
+        str(params.resolve(params.screen.hash_cache)),
+    }
+    (purged,) = complete["outputs"]
+    assert purged["name"] == str(params.data_dir / "ingest" / "wiki.parquet")
+    assert purged["outputFacets"]["outputStatistics"]["rowCount"] == after.height
+    owner = params.source("wiki").owner
+    assert purged["facets"]["ownership"]["owners"] == [{"name": owner, "type": "MAINTAINER"}]
 
 
 def test_a_purge_makes_eager_automation_rerun_the_stages_after_ingest(project, dagster_home):

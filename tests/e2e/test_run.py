@@ -11,6 +11,7 @@ import yaml
 from resources.core.ledger import Ledger
 from resources.core.ledger_tables import TABLES
 from resources.screen.matching import read_hash_cache
+from tests.resources.core.lineage_schema import validate_event
 from tests.resources.evidence.checks import assert_release_evidence_is_the_ledgers
 
 ASSAY = str(Path(sys.executable).with_name("assay"))
@@ -42,6 +43,7 @@ def test_assay_run_ingests_every_source_and_prints_the_summary(project, tmp_path
     assert Ledger(project.parent / "data" / "ledger.duckdb").verify().ok
     # The same run (one full run is costly): nothing it wrote holds a listed record.
     assert_no_listed_record_in_what_the_run_wrote(project)
+    assert_every_stage_emitted_valid_lineage(project)
     # It ended with a release that verifies; a later list naming a released record revokes it.
     release = _latest_release(project)
     assert _verify(release, project, env).returncode == 0
@@ -57,6 +59,32 @@ def test_assay_run_ingests_every_source_and_prints_the_summary(project, tmp_path
     assert rescreen.returncode == 0, rescreen.stderr[-3000:]
     revoked = _verify(release, project, env)
     assert revoked.returncode != 0 and "revoked" in revoked.stdout.lower(), revoked.stdout
+
+
+def assert_every_stage_emitted_valid_lineage(project: Path) -> None:
+    """START and COMPLETE for every stage run, schema-valid; scrub's text marked as masked."""
+    path = project.parent / "data" / "lineage" / "events.jsonl"
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    for event in events:
+        validate_event(event)
+    seen = [(e["job"]["name"], e["eventType"]) for e in events]
+    sources = len(yaml.safe_load(project.read_text())["sources"])
+    assert seen.count(("ingest", "START")) == seen.count(("ingest", "COMPLETE")) == sources
+    for stage in ("dedup", "scrub", "train", "release"):
+        assert (seen.count((stage, "START")), seen.count((stage, "COMPLETE"))) == (1, 1), stage
+    scrub = next(e for e in events if e["job"]["name"] == "scrub" and e["eventType"] == "COMPLETE")
+    dedup_files = {d["name"] for d in scrub["inputs"]}
+    assert scrub["outputs"] and all("/data/dedup/" in name for name in dedup_files)
+    for output in scrub["outputs"]:
+        text = output["facets"]["columnLineage"]["fields"]["text"]["inputFields"]
+        assert [t["masking"] for f in text for t in f["transformations"]] == [True]
+        assert text[0]["name"] in dedup_files
+    release = next(
+        e for e in events if e["job"]["name"] == "release" and e["eventType"] == "COMPLETE"
+    )
+    (folder,) = release["outputs"]
+    assert folder["name"] == str(_latest_release(project).resolve())
+    assert folder["outputFacets"]["outputStatistics"]["rowCount"] > 0
 
 
 def _latest_release(project: Path) -> Path:

@@ -1,6 +1,10 @@
 """The Dagster UI end to end: start dagster-webserver on a copy of the project, check through
 GraphQL that the code location loads with the asset, its check, the sensor and the schedule, then
 launch a materialization of one ingest partition and watch it succeed and reach the ledger.
+
+It also reads what a user sees: every asset's owners and description, a description on every
+check, the automation sensor running, and the partition's row count, owner and tables; and the
+OpenLineage events the run wrote.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.params import load_params
 from pipelines.runner import DAGSTER_YAML
 from resources.core.ledger import Ledger
+from tests.resources.core.lineage_schema import validate_event
 
 REPO = Path(__file__).resolve().parents[2]
 WEBSERVER = Path(sys.executable).with_name("dagster-webserver")
@@ -55,13 +61,19 @@ query {
               name
               jobs { name }
               schedules { name }
-              sensors { name }
+              sensors { name sensorState { status } }
               assetNodes {
                 assetKey { path }
+                description
+                owners {
+                  __typename
+                  ... on UserAssetOwner { email }
+                  ... on TeamAssetOwner { team }
+                }
                 partitionKeys
                 assetChecksOrError {
                   __typename
-                  ... on AssetChecks { checks { name blocking } }
+                  ... on AssetChecks { checks { name blocking description } }
                 }
               }
             }
@@ -93,6 +105,27 @@ query Run($runId: ID!) {
       status
       tags { key value }
       eventConnection { events { __typename ... on MessageEvent { message } } }
+    }
+  }
+}
+"""
+
+MATERIALIZATION_QUERY = """
+query Latest($assetKey: AssetKeyInput!, $partition: String!) {
+  assetNodeOrError(assetKey: $assetKey) {
+    __typename
+    ... on AssetNode {
+      assetMaterializations(partitions: [$partition], limit: 1) {
+        runId
+        metadataEntries {
+          __typename
+          label
+          ... on IntMetadataEntry { intValue }
+          ... on TextMetadataEntry { text }
+          ... on MarkdownMetadataEntry { mdStr }
+          ... on JsonMetadataEntry { jsonString }
+        }
+      }
     }
   }
 }
@@ -242,7 +275,9 @@ def test_webserver_loads_and_materializes_a_partition(ui_project: Path, tmp_path
         assert SOURCE in ingest["partitionKeys"]
         checks = ingest["assetChecksOrError"]
         assert checks["__typename"] == "AssetChecks", checks
-        assert {"name": "conservation", "blocking": True} in checks["checks"]
+        conservation = [c for c in checks["checks"] if c["name"] == "conservation"]
+        assert [c["blocking"] for c in conservation] == [True]
+        shows_what_a_user_needs(repo, project)
 
         launched = server.graphql(
             LAUNCH_RUN,
@@ -265,6 +300,8 @@ def test_webserver_loads_and_materializes_a_partition(ui_project: Path, tmp_path
         messages = [e.get("message") for e in run["eventConnection"]["events"]]
         assert run["status"] == "SUCCESS", "\n".join(filter(None, messages))
         assert {"key": "dagster/partition", "value": SOURCE} in run["tags"]
+
+        latest_partition_shows_its_figures(server, run_id, project)
 
         check = server.graphql(CHECK_QUERY, {"assetKey": {"path": ["ingest"]}})
         execution = check["assetNodeOrError"]["assetCheckOrError"]
@@ -294,3 +331,50 @@ def test_webserver_loads_and_materializes_a_partition(ui_project: Path, tmp_path
     assert counts[0]["records_out"] + drops == len(lines)
     parquet = project / "data" / "ingest" / f"{SOURCE}.parquet"
     assert parquet.exists()
+
+    events = [json.loads(line) for line in (project / "data" / "lineage" / "events.jsonl").open()]
+    assert [(e["job"]["name"], e["eventType"]) for e in events] == [
+        ("ingest", "START"),
+        ("ingest", "COMPLETE"),
+    ]
+    for event in events:
+        validate_event(event)
+        assert event["run"]["facets"]["parent"]["run"]["runId"] == run_id
+    (source,) = events[1]["inputs"]
+    assert source["name"] == str((project / "data" / "raw" / "forum.jsonl").resolve())
+    assert source["inputFacets"]["dataQualityMetrics"]["rowCount"] == len(lines)
+    (output,) = events[1]["outputs"]
+    assert output["name"] == str(parquet.resolve())
+    assert output["outputFacets"]["outputStatistics"]["rowCount"] == counts[0]["records_out"]
+
+
+def shows_what_a_user_needs(repo: dict, project: Path) -> None:
+    """Owners and a description on every asset, a description on every check, automation on."""
+    params = load_params(project / "params.yaml")
+    owners = {s.owner for s in params.sources}
+    for node in repo["assetNodes"]:
+        key = "/".join(node["assetKey"]["path"])
+        assert {o["email"] for o in node["owners"]} == owners, key
+        assert node["description"] and "<source>" not in node["description"], key
+        for check in node["assetChecksOrError"]["checks"]:
+            assert check["description"], (key, check["name"])
+    ingest = next(n for n in repo["assetNodes"] if n["assetKey"]["path"] == ["ingest"])
+    assert "data/ingest/\\<source\\>.parquet" in ingest["description"]  # shown as written
+    sensors = {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]}
+    assert sensors["assay_automation"] == "RUNNING", sensors
+
+
+def latest_partition_shows_its_figures(server: Webserver, run_id: str, project: Path) -> None:
+    """The partition's row count, its source's owner, and its drops as a table, not JSON."""
+    latest = server.graphql(
+        MATERIALIZATION_QUERY, {"assetKey": {"path": ["ingest"]}, "partition": SOURCE}
+    )["assetNodeOrError"]["assetMaterializations"]
+    (materialization,) = latest
+    assert materialization["runId"] == run_id
+    entries = {e["label"]: e for e in materialization["metadataEntries"]}
+    assert not [label for label, e in entries.items() if e["__typename"] == "JsonMetadataEntry"]
+    owner = load_params(project / "params.yaml").source(SOURCE).owner
+    assert entries["owner"]["text"] == owner
+    assert entries["dagster/row_count"]["intValue"] == entries["records_out"]["intValue"] > 0
+    table = entries["dropped_by_reason"]["mdStr"].splitlines()
+    assert table[0] == "| reason | records |" and table[1] == "|---|---:|"
