@@ -40,6 +40,7 @@ from presidio_analyzer import (
 from presidio_analyzer.nlp_engine import NlpEngineProvider
 
 from resources.scrub import ner_model
+from resources.scrub.addresses import ADDRESS_TRIGGER, AddressPatternRecognizer
 from resources.scrub.config import (
     DEFAULT_ENTITIES,
     DEV_SALT,
@@ -153,6 +154,8 @@ def build_recognizers(config: ScrubConfig) -> list[EntityRecognizer]:
     ner_entities = tuple(e for e in ner_model.LABELS if e in config.entities)
     if config.ner and ner_entities:
         recs.append(NerRecognizer(str(ner_model.ensure_model()), ner_entities))
+        if "ADDRESS" in ner_entities:
+            recs.append(AddressPatternRecognizer())
     for spec in config.custom_recognizers:
         recs.append(custom_recognizer(spec.entity, spec.patterns, spec.deny_list, spec.context))
     missing = set(config.entities) - {e for r in recs for e in r.supported_entities}
@@ -293,6 +296,8 @@ def resolve(spans: Iterable[Span]) -> list[Span]:
         else:
             group.append(s)
     merged = [s for group in by_type.values() for s in group]
+    streets = [(s.start, s.end) for s in by_type.get("ADDRESS", ())]
+    merged = [s for s in merged if not _inside_a_street(s, streets)]
     merged.sort(key=lambda s: (-s.score, not s.confirmed, s.start - s.end, s.start))
     taken: list[tuple[int, int]] = []  # sorted, disjoint
     kept: list[Span] = []
@@ -307,6 +312,14 @@ def resolve(spans: Iterable[Span]) -> list[Span]:
         taken.insert(i, (s.start, s.end))
         kept.append(s)
     return sorted(kept)
+
+
+def _inside_a_street(span: Span, streets: list[tuple[int, int]]) -> bool:
+    """A name inside an address is the street's ("617 Lewis Landing", "Diagonal Omar Nuñez
+    N° 3526"), whatever a name list scores it; a name that is an address too is one."""
+    return span.entity_type == "PERSON" and any(
+        start <= span.start and span.end <= end for start, end in streets
+    )
 
 
 def _uncovered(span: Span, taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -436,6 +449,8 @@ def _trigger_for(rec: EntityRecognizer) -> Trigger | None:
     """The prefilter of a recognizer; None (scan everything) for ones without a known trigger."""
     if isinstance(rec, NerRecognizer):
         return NER_TRIGGER
+    if isinstance(rec, AddressPatternRecognizer):
+        return ADDRESS_TRIGGER
     if type(rec).__module__.startswith("resources.scrub.person_names"):
         return None
     entity = rec.supported_entities[0]

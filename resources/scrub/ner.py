@@ -144,7 +144,9 @@ _PLACEHOLDER = regex.compile(r"<?[A-Z][A-Z_]+(?::[a-p]+)?>")
 _CODE = regex.compile(r"[A-Z0-9]*\d[A-Z0-9]{6,}")  # IBANs, order and account numbers
 # What follows a street and belongs to the address: ", [postcode] City [Name]".
 _CITY_TAIL = regex.compile(
-    r"\.?,[ ]?(?:\d{3,6}[ ])?\p{Lu}[\p{L}'’-]+(?:[ ](?:\p{Ll}{2,4}[ ])?\p{Lu}[\p{L}'’-]+){0,3}"
+    r"\.?,[ ]?(?:\d{3,6}[ ])?\p{Lu}[\p{L}'’-]+(?:\.(?=[ ]\p{Lu}))?"  # "St. Gallen", "TP. Huế"
+    r"(?:[ ](?:\p{Ll}{2,4}[ ])?\p{Lu}[\p{L}'’-]+(?:\.(?=[ ]\p{Lu}))?){0,3}"
+    r"(?:[ ]\(\p{Lu}[\p{L}'’-]+(?:[ ]\p{Lu}[\p{L}'’-]+){0,2}\))?"  # " (District)"
     r"(?:,?[ ](?:[A-Z]{2}[ ])?\d{4,6}(?:-\d{4})?)?"  # ", IL 62704", " 8000"
 )
 # Capitalized words then a house number are a street, not a name ("Ida Ekmanin katu 685").
@@ -208,8 +210,9 @@ def tidy(text: str, label: str, start: int, end: int) -> tuple[str, int, int] | 
     if not words:
         return None
     start = words[0][0]
-    if label == "ADDRESS" and not any(c.isdigit() for c in text[start:end]):
-        label = "PERSON"
+    no_digit = not any(c.isdigit() for c in text[start:end])
+    if label == "ADDRESS" and no_digit and not _names_a_street_type(text[start:end]):
+        label = "PERSON"  # but "Pao Street, Alexander Ville" names a street: it stays
     if label == "PERSON":
         name = _name_words(text, words)
         while name and text[name[0][0] : name[0][1]].lower() in STOP_WORDS:
@@ -238,6 +241,13 @@ def tidy(text: str, label: str, start: int, end: int) -> tuple[str, int, int] | 
     if end <= start or not _STREET_WORD.search(text, start, end):
         return None  # "p 0" from a URL's path: an address names a street in letters
     return label, start, _address_end(text, end)
+
+
+def _names_a_street_type(span: str) -> bool:
+    """A word of the span, but its first, is a street-type suffix of the training locales
+    ("Street", "Road", "Allee"); the first may be a surname ("Park Jimin")."""
+    words = [w.rstrip(",.;:").lower() for w in span.split()[1:]]
+    return any(w in street_words("suffix") for w in words)
 
 
 def _address_end(text: str, end: int) -> int:
