@@ -19,7 +19,8 @@ import regex
 from presidio_analyzer import LocalRecognizer, RecognizerResult
 from spacy.lang.en.stop_words import STOP_WORDS
 
-from resources.scrub.ner import SCORE, _address_end, street_words
+from resources.scrub.ner import SCORE, _address_end
+from resources.scrub.ner_model import street_words
 from resources.scrub.recognizers import Trigger
 
 # The words before an address in resources.scrub.ner_model.TRAIN_TEMPLATES ("ship the package

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import presidio_analyzer.predefined_recognizers as predefined
+import regex
 from presidio_analyzer import (
     AnalyzerEngine,
     EntityRecognizer,
@@ -274,7 +275,7 @@ def _compact(text: str, wins: list[tuple[int, int]]) -> _Compacted:
 # --------------------------------------------------------------------------- resolution
 
 
-def resolve(spans: Iterable[Span]) -> list[Span]:
+def resolve(spans: Iterable[Span], text: str | None = None) -> list[Span]:
     """Non-overlapping spans: pieces of one type are united, then the best-scored span wins.
 
     Same-type overlaps come from chunk overlaps and from a recognizer's several patterns;
@@ -306,12 +307,21 @@ def resolve(spans: Iterable[Span]) -> list[Span]:
         if (i > 0 and taken[i - 1][1] > s.start) or (i < len(taken) and taken[i][0] < s.end):
             if s.entity_type in ner_model.LABELS:  # "Ana, 12 Elm St, phone 555-..." keeps
                 for start, end in _uncovered(s, taken):  # the street beside the phone
+                    if text is not None and not _HOLDS[s.entity_type].search(text, start, end):
+                        continue  # "SSN " of "SSN 600-51-0813" read as a street
                     bisect.insort(taken, (start, end))
                     kept.append(Span(start, end, s.entity_type, s.score, s.confirmed))
             continue
         taken.insert(i, (s.start, s.end))
         kept.append(s)
     return sorted(kept)
+
+
+# What a piece of a name or an address left beside a better span must hold to stay one.
+_HOLDS = {
+    "PERSON": regex.compile(r"\p{Lu}\p{L}"),
+    "ADDRESS": regex.compile(r"\d.*\p{L}{3}|\p{L}{3}.*\d"),
+}
 
 
 def _inside_a_street(span: Span, streets: list[tuple[int, int]]) -> bool:
@@ -382,7 +392,7 @@ class Detector:
                 raw.extend(self._run(rec, text, view))
         if self.config.spacy_model:
             raw.extend(self._ner_spans(text))
-        return resolve(raw)
+        return resolve(raw, text)
 
     def detect_ner(self, text: str) -> list[Span]:
         """detect() with the NER model alone."""
@@ -390,7 +400,7 @@ class Detector:
         for rec, trigger in self._plan:
             if isinstance(rec, NerRecognizer) and (view := _view(text, trigger)) is not None:
                 raw.extend(self._run(rec, text, view))
-        return resolve(raw)
+        return resolve(raw, text)
 
     def analyze_plain(self, text: str) -> list[Span]:
         """Presidio's own AnalyzerEngine over the whole text (chunked), no prefilter."""
@@ -403,7 +413,7 @@ class Detector:
                 score_threshold=self.config.score_threshold,
             ):
                 raw.append(Span(offset + r.start, offset + r.end, r.entity_type, r.score))
-        return resolve(raw)
+        return resolve(raw, text)
 
     def _run(self, rec: EntityRecognizer, text: str, view: _Compacted) -> list[Span]:
         out = []
@@ -539,7 +549,7 @@ class Scrubber:
         """
         looks: dict[int, tuple[_Masked, _Compacted]] = {}
         for i, spans in enumerate(found):
-            if any(s.entity_type in ner_model.LABELS for s in spans):
+            if spans:
                 masked = _mask(texts[i], spans)
                 view = _compact(masked.text, masked.windows)
                 gate = _compact(masked.gate, masked.windows).text
@@ -552,7 +562,7 @@ class Scrubber:
                 start = view.to_original(sp.start)
                 moved = Span(start, start + sp.end - sp.start, sp.entity_type, sp.score)
                 again.append(masked.to_input(moved))
-            found[i] = resolve(found[i] + [sp for sp in again if sp is not None])
+            found[i] = resolve(found[i] + [sp for sp in again if sp is not None], texts[i])
 
 
 SECOND_LOOK_CHARS = 96
@@ -584,8 +594,7 @@ def _mask(text: str, spans: list[Span]) -> _Masked:
         parts += [text[pos : sp.start], placeholder]
         gate += [text[pos : sp.start], "<" + "x" * len(sp.entity_type) + ">"]
         out_pos += sp.start - pos
-        if sp.entity_type in ner_model.LABELS:
-            placed.append((out_pos, out_pos + len(placeholder)))
+        placed.append((out_pos, out_pos + len(placeholder)))
         out_pos += len(placeholder)
         pos = sp.end
     kept.append((out_pos, pos, len(text) - pos))

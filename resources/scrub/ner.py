@@ -7,9 +7,6 @@ an uncased script (CJK, Arabic, Devanagari, ...). Prose with none of these holds
 model could find, so the model never reads it.
 """
 
-import importlib
-from functools import cache
-
 import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from spacy.lang.en.stop_words import STOP_WORDS
@@ -157,24 +154,6 @@ _HOUSE_NUMBER = regex.compile(
 _UNITS = regex.compile(r"(?:,?[ ]{1,2}(?:Bl|Sc|Ap|Apt|Et|Suite|Unit|Fl|Flat)\.?[ ]?\d+\w*)+")
 
 
-@cache
-def street_words(kind: str) -> frozenset[str]:
-    """Street-type words of the training locales' Faker address providers: kind "prefix"
-    ("Calle", "Rue", "Strada") or "suffix" ("Drive", "Landing", "Allee")."""
-    words: set[str] = set()
-    for loc in ner_model.train_locales():
-        try:
-            provider = importlib.import_module(f"faker.providers.address.{loc}").Provider
-        except ModuleNotFoundError:
-            continue
-        for attr in dir(provider):
-            if attr.startswith("street_") and kind in attr:
-                values = getattr(provider, attr)
-                if isinstance(values, (list, tuple, dict)):
-                    words |= {str(v).strip().lower().rstrip(".") for v in values}
-    return frozenset(w for w in words if len(w) > 2 and " " not in w and "{" not in w)
-
-
 _SENTENCE_START = regex.compile(r"(?:^|[.!?:\n])\s*$")
 _STREET_WORD = regex.compile(r"\p{L}{3}")
 _MARKUP = regex.compile(r'["{}\[\]=_|\\]')  # JSON, code, identifiers: no name has these
@@ -221,10 +200,11 @@ def tidy(text: str, label: str, start: int, end: int) -> tuple[str, int, int] | 
             return None
         start, end = name[0][0], name[-1][1]
         number_before = _NUMBER_BEFORE.search(text[max(0, start - 12) : start])
-        if len(name) > 1 and text[name[0][0] : name[0][1]].lower() in street_words("prefix"):
+        first = text[name[0][0] : name[0][1]].lower()
+        if len(name) > 1 and first in ner_model.street_words("prefix"):
             number = _HOUSE_NUMBER.match(text, end)  # "Strada Manole Nr. 19": a street
             return "ADDRESS", start, _address_end(text, number.end() if number else end)
-        if number_before and text[name[-1][0] : end].lower() in street_words("suffix"):
+        if number_before and text[name[-1][0] : end].lower() in ner_model.street_words("suffix"):
             start -= len(number_before.group())  # "617 Lewis Landing": a street
             return "ADDRESS", start, _address_end(text, end)
         after = _WORD.match(text, end + 1) if text[end : end + 1] == " " else None
@@ -244,10 +224,14 @@ def tidy(text: str, label: str, start: int, end: int) -> tuple[str, int, int] | 
 
 
 def _names_a_street_type(span: str) -> bool:
-    """A word of the span, but its first, is a street-type suffix of the training locales
-    ("Street", "Road", "Allee"); the first may be a surname ("Park Jimin")."""
-    words = [w.rstrip(",.;:").lower() for w in span.split()[1:]]
-    return any(w in street_words("suffix") for w in words)
+    """A capitalized word of the span, after its first capitalized one, is a street-type
+    suffix of the training locales ("Pao Street, ...", "... Road"); the first may be a name
+    ("Park Jimin", "Line Aune"), and a lowercase one is a word ("our Kukučínov branch")."""
+    words = [w.rstrip(",.;:") for w in span.split()]
+    while words and not words[0][:1].isupper():
+        words = words[1:]
+    suffixes = ner_model.street_words("suffix")
+    return any(w[:1].isupper() and w.lower() in suffixes for w in words[1:])
 
 
 def _address_end(text: str, end: int) -> int:
@@ -290,8 +274,8 @@ def _lowercase(word: str) -> bool:
 def preload(model_path: str):
     """Load what the recognizer reads (model, name lists, street words) into this process, so
     that workers forked from it share them instead of each reading them again (~2 s)."""
-    street_words("prefix")
-    street_words("suffix")
+    ner_model.street_words("prefix")
+    ner_model.street_words("suffix")
     return ner_model.load(model_path), gazetteer()
 
 

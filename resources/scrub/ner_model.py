@@ -17,6 +17,7 @@ the build settings; a changed recipe builds a new model, an unchanged one is reu
 
 import ast
 import hashlib
+import importlib
 import json
 import os
 import random
@@ -63,8 +64,8 @@ HELD_OUT_LOCALES = (
 
 @dataclass(frozen=True)
 class BuildSettings:
-    sentences: int = 8000
-    epochs: int = 5
+    sentences: int = 12000
+    epochs: int = 6
     seed: int = 13
     width: int = 64
     depth: int = 3
@@ -88,6 +89,24 @@ def train_locales() -> tuple[str, ...]:
         if importlib.util.find_spec(f"faker.providers.person.{loc}") is not None:
             out.append(loc)
     return tuple(out)
+
+
+@cache
+def street_words(kind: str) -> frozenset[str]:
+    """Street-type words of the training locales' Faker address providers: kind "prefix"
+    ("Calle", "Rue", "Strada") or "suffix" ("Drive", "Landing", "Allee")."""
+    words: set[str] = set()
+    for loc in train_locales():
+        try:
+            provider = importlib.import_module(f"faker.providers.address.{loc}").Provider
+        except ModuleNotFoundError:
+            continue
+        for attr in dir(provider):
+            if attr.startswith("street_") and kind in attr:
+                values = getattr(provider, attr)
+                if isinstance(values, (list, tuple, dict)):
+                    words |= {str(v).strip().lower().rstrip(".") for v in values}
+    return frozenset(w for w in words if len(w) > 2 and " " not in w and "{" not in w)
 
 
 # {P} person, {A} street address, {C} company, {T} city, {R} product, {D} day, {N} a number,
@@ -162,7 +181,9 @@ def filler_words() -> list[str]:
     return sorted(STOP_WORDS) + TICKET_WORDS.split()
 
 
-FREE_SLOTS = ("P", "P", "A", "A", "C", "T", "R", "D", "N", "H")
+# Other PII as unlabelled neighbours too ({I} an IBAN, {E} an email, {K} a card number): a name
+# beside a code is still a name.
+FREE_SLOTS = ("P", "P", "P", "A", "A", "C", "T", "R", "D", "N", "H", "I", "E", "K")
 
 
 def _syllable_word(rng: random.Random, parts: int) -> str:
@@ -236,23 +257,74 @@ def _generator(seed: int):
             return last
         return f"{first} {last}"
 
-    def address(f) -> str:
-        if rng.random() < 0.15:
-            street = f"{_syllable_word(rng, 2)}{rng.choice(STREET_SUFFIXES)}"
-            if rng.random() < 0.3:
-                street = f"{rng.choice(STREET_PREFIXES)}{_syllable_word(rng, 2)}"
-            base = (
-                f"{street} {rng.randint(1, 300)}"
-                if rng.random() < 0.6
-                else f"{rng.randint(1, 9999)} {street}"
+    suffixes = sorted(street_words("suffix"))
+    prefixes = sorted(street_words("prefix"))
+
+    def street_name(f) -> str:
+        """What a street is named after: a made-up word, a surname, a person, a town."""
+        r = rng.random()
+        if r < 0.4:
+            return _syllable_word(rng, rng.randint(1, 3))
+        if r < 0.7:
+            return _safe(f.last_name) or _syllable_word(rng, 2)
+        if r < 0.8:
+            return f"{_safe(f.first_name)} {_safe(f.last_name)}".strip() or _syllable_word(rng, 2)
+        return _safe(f.city) or _syllable_word(rng, 2)
+
+    def street(f) -> str:
+        """A street of any locale's shape, from the training locales' street-type words."""
+        name, r = street_name(f), rng.random()
+        if r < 0.3 and " " not in name:
+            return name + rng.choice(suffixes)  # "Lindenallee", "Storgatan"
+        if r < 0.65:
+            kind = rng.choice(suffixes)
+            kind = kind if rng.random() < 0.3 else kind.capitalize()  # "Mlynské nivy"
+            return f"{name} {kind}"
+        return f"{rng.choice(prefixes).capitalize()} {name}"  # "Calle X", "Rue X"
+
+    def house_number() -> str:
+        n = rng.randint(1, 999) if rng.random() < 0.8 else rng.randint(1000, 99999)
+        return rng.choice(
+            (
+                f"{n}",
+                f"{n}",
+                f"{n}{rng.choice('abcdAB')}",
+                f"{n}/{rng.randint(1, 99)}",
+                f"{rng.randint(1, 99)}/{n}",
+                f"{rng.randint(1, 9)}/{rng.randint(1, 99)}/{n}",
+                f"{n}-{n + rng.randint(1, 9)}",
+                f"No. {n}",
+                f"Nr. {n}",
+                f"N° {n}",
+                f"no {n}",
             )
+        )
+
+    def made_up_address(f) -> str:
+        where, number = street(f), house_number()
+        r = rng.random()
+        if r < 0.1:
+            return where  # no house number
+        base = f"{where} {number}" if r < 0.55 else f"{number} {where}"
+        if rng.random() < 0.12:
+            unit = rng.choice(("Apt.", "Apt", "Unit", "Level", "Flat", "Suite", "Fl.", "Bl."))
+            sep = rng.choice((" ", ", "))
+            base = f"{unit} {rng.randint(1, 40)}{sep}{base}"
+        return base
+
+    def address(f) -> str:
+        if rng.random() < 0.3:
+            base = made_up_address(f)
         else:
             base = _safe(f.street_address) or f"{rng.randint(1, 99)} {_syllable_word(rng, 2)}"
         r = rng.random()
+        town = _safe(f.city) or _syllable_word(rng, 2)
         if r < 0.45:
-            return f"{base}, {_safe(f.city) or _syllable_word(rng, 2)}"
-        if r < 0.6:
-            return f"{base}, {_safe(f.postcode) or rng.randint(1000, 99999)} {_safe(f.city)}"
+            base = f"{base}, {town}"
+        elif r < 0.6:
+            base = f"{base}, {_safe(f.postcode) or rng.randint(1000, 99999)} {town}"
+        if rng.random() < 0.05:
+            base += f" ({_syllable_word(rng, 2)})"
         return base
 
     filler = filler_words()
@@ -281,38 +353,15 @@ def _generator(seed: int):
             "D": (rng.choice(DAYS), None),
             "N": (f"#{rng.randint(1000, 999999)}", None),
             "H": (_safe(f.phone_number) or en.phone_number(), None),
+            "I": (_safe(f.iban) or en.iban(), None),
+            "E": (_safe(f.email) or en.email(), None),
+            "K": (en.credit_card_number(), None),
         }
         return fill(template, values)
 
     return example
 
 
-STREET_SUFFIXES = (
-    " Street",
-    " St",
-    " Road",
-    " Rd",
-    " Avenue",
-    " Ave",
-    " Lane",
-    "straße",
-    "strasse",
-    "weg",
-    "gasse",
-    "vej",
-    "gade",
-    "vägen",
-    "gatan",
-    "veien",
-    "katu",
-    "tie",
-    " utca",
-    " ulica",
-    "laan",
-    "straat",
-    "plein",
-)
-STREET_PREFIXES = ("Rue ", "Avenue ", "Calle ", "Via ", "Rua ", "Avenida ", "Boulevard ")
 PRODUCTS = (
     "Outlook",
     "Excel",
