@@ -555,6 +555,9 @@ def _rows(
     eval_set: str,
 ) -> list[dict]:
     digest = hashlib.sha256(ScrubConfig().model_dump_json().encode()).hexdigest()
+    if detector != PLAIN:  # which model it ran: detector_models has the same model_sha256
+        model = ner_model.provenance(ner_model.ensure_model())["model_sha256"]
+        detector = f"{detector} ner_model_sha256={model}"
     out = []
     for entity, m in metrics.items():
         if not m["support"]:
