@@ -549,7 +549,7 @@ class Scrubber:
         """
         looks: dict[int, tuple[_Masked, _Compacted]] = {}
         for i, spans in enumerate(found):
-            if spans:
+            if any(s.entity_type in ner_model.LABELS for s in spans):
                 masked = _mask(texts[i], spans)
                 view = _compact(masked.text, masked.windows)
                 gate = _compact(masked.gate, masked.windows).text
@@ -594,7 +594,8 @@ def _mask(text: str, spans: list[Span]) -> _Masked:
         parts += [text[pos : sp.start], placeholder]
         gate += [text[pos : sp.start], "<" + "x" * len(sp.entity_type) + ">"]
         out_pos += sp.start - pos
-        placed.append((out_pos, out_pos + len(placeholder)))
+        if sp.entity_type in ner_model.LABELS:
+            placed.append((out_pos, out_pos + len(placeholder)))
         out_pos += len(placeholder)
         pos = sp.end
     kept.append((out_pos, pos, len(text) - pos))
@@ -613,6 +614,7 @@ def _mask(text: str, spans: list[Span]) -> _Masked:
 
 
 _worker: Scrubber | None = None
+BATCHES_PER_WORKER = 4
 
 
 def _init_worker(config: ScrubConfig) -> None:
@@ -639,10 +641,10 @@ def scrub_texts(texts: Sequence[str], config: ScrubConfig) -> list[ScrubResult]:
         return [
             r for i in range(0, len(texts), 256) for r in scrubber.scrub_many(texts[i : i + 256])
         ]
-    # Large documents first would balance better, but order must hold; small batches suffice.
-    batches = [
-        list(texts[i : i + config.batch_size]) for i in range(0, len(texts), config.batch_size)
-    ]
+    # Large documents first would balance better, but order must hold; small batches suffice:
+    # at least BATCHES_PER_WORKER each (150 long texts in batches of 64 kept one worker idle).
+    size = min(config.batch_size, -(-len(texts) // (config.workers * BATCHES_PER_WORKER)))
+    batches = [list(texts[i : i + size]) for i in range(0, len(texts), size)]
     ctx = multiprocessing.get_context(config.start_method)
     pool = ctx.Pool(config.workers, initializer=_init_worker, initargs=(config,))
     try:
