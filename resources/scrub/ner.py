@@ -215,12 +215,22 @@ def tidy(text: str, label: str, start: int, end: int) -> tuple[str, int, int] | 
         if not number or (number.group(1) or "") in STOP_WORDS:  # "Ana on 555 ..." is a name
             return label, start, end
         label, end = "ADDRESS", number.end()
-    while words and text[words[-1][0]].islower() and words[-1][1] > start:
+    while words and words[-1][1] > start and _not_an_address_end(text[slice(*words[-1])]):
         end = words.pop()[0]  # "..., IL 62704, phone": the address ends before "phone"
         end = len(text[:end].rstrip(" ,;:"))
     if end <= start or not _STREET_WORD.search(text, start, end):
         return None  # "p 0" from a URL's path: an address names a street in letters
+    if not _NAMED.search(text, start, end):
+        return None  # "71 locales": a street's name has a capital or an uncased script
     return label, start, _address_end(text, end)
+
+
+_NAMED = regex.compile(r"\p{Lu}|\p{Lo}")
+
+
+def _not_an_address_end(word: str) -> bool:
+    """A lowercase word ("phone") or one of punctuation alone ("(")."""
+    return word[0].islower() or not any(c.isalnum() for c in word)
 
 
 def _names_a_street_type(span: str) -> bool:
