@@ -88,3 +88,10 @@ def test_the_model_on_trigger_windows_finds_what_it_finds_on_whole_texts():
     ]
     agree = sum(len(a & b) for a, b in zip(found, whole, strict=True))
     assert agree >= 0.95 * sum(map(len, whole))
+
+
+def test_a_batch_is_scrubbed_as_its_texts_are_one_by_one():
+    """The model reads a batch, and the second look its placeholders' windows, in one pipe."""
+    texts = [d.text for d in make_held_out_set(80, seed=99, source="mimesis")]
+    scrubber = Scrubber(ScrubConfig(workers=1))
+    assert [r.text for r in scrubber.scrub_many(texts)] == [scrubber.scrub(t).text for t in texts]
