@@ -38,10 +38,11 @@ STREET_THEN_NUMBER = regex.compile(
     r",?[ ](?:(?:No|Nr|nr|no|N°|Nº|n°)\.?[ ]?)?"
     rf"(?P<number>{_NUMBER}){_NO_MORE_DIGITS}"
 )
-# "1840 Kloof St", "4/73 Nguyen Van Cu": a house number, then capitalized words.
+# "1840 Kloof St", "1175 Via degli Brentonico": a house number, then capitalized words (and
+# short lowercase ones between them).
 NUMBER_THEN_STREET = regex.compile(
     rf"(?<![\d.,/:#+-])(?P<number>{_NUMBER})[ ]"
-    r"(?P<street>\p{Lu}[\p{L}'’-]*(?:[ ]\p{Lu}[\p{L}'’.-]*){0,3})"
+    r"(?P<street>\p{Lu}[\p{L}'’-]*(?:[ ](?:\p{Ll}{1,5}[ ])?\p{Lu}[\p{L}'’.-]*){0,3})"
     r"(?![ ]\d{4}\b)"  # "3 March 2025" is a date
 )
 ADDRESS_TRIGGER = Trigger(regex.compile(r"\p{L}\.?,?[ ]\d|\d[ ]\p{Lu}"), before=96, after=64)
@@ -56,10 +57,11 @@ def _glued() -> tuple[str, ...]:
 
 def _has_street_word(street: str) -> bool:
     prefixes, suffixes = street_words("prefix"), street_words("suffix")
-    for word in street.lower().replace(".", " ").split():
+    for written in street.replace(".", " ").split():
+        word, glued = written.lower(), written[0].isupper()  # "Lindenallee", not "reports"
         if word in prefixes or word in suffixes:
             return True
-        if any(word.endswith(s) and word != s for s in _glued()):
+        if glued and any(word.endswith(s) and word != s for s in _glued()):
             return True
     return False
 
@@ -76,7 +78,9 @@ def _street_start(text: str, start: int, end: int) -> int | None:
 
 
 _WORD = regex.compile(r"\S+")
-_NOT_A_STREET = STOP_WORDS | {"address", "addr", "visited", "residing", "lives", "located"}
+# Where a street cannot start before: after an English stop word or a context word; not "do",
+# which is inside streets too ("Rúa do Bispo Lorenzo", "Ladeira do Leme").
+_NOT_A_STREET = (STOP_WORDS - {"do"}) | {"address", "addr", "visited", "residing", "located"}
 
 
 class AddressPatternRecognizer(LocalRecognizer):

@@ -24,6 +24,8 @@ def found(recognizer, text: str) -> list[str]:
         ("we moved to Hoher Weg 4 last May", "Hoher Weg 4"),  # a street word ("weg")
         ("Ship to Zelgmatt 7b/2", "Zelgmatt 7b/2"),  # a context word; "Ship to" is not in it
         ("Address: Calle Mayor No. 5", "Calle Mayor No. 5"),
+        ("deliver it to Ladeira do Sol 12", "Ladeira do Sol 12"),  # "do" is a street's
+        ("mail goes to 88 Via dei Fiori now", "88 Via dei Fiori"),
     ],
 )
 def test_street_shapes_with_a_second_signal_are_addresses(recognizer, text, address):
@@ -39,6 +41,7 @@ def test_street_shapes_with_a_second_signal_are_addresses(recognizer, text, addr
         "Phone 4155550123 after five",
         "Ticket 4521 is closed",
         "paid 12.05.2024 by card",
+        "Brown Ltd reports 3 bugs",  # "reports" ends like the suffix "ports", but in lowercase
     ],
 )
 def test_a_shape_alone_is_no_address(recognizer, text):
