@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import presidio_analyzer.predefined_recognizers as predefined
+import regex
 from presidio_analyzer import (
     AnalyzerEngine,
     EntityRecognizer,
@@ -40,6 +41,7 @@ from presidio_analyzer import (
 from presidio_analyzer.nlp_engine import NlpEngineProvider
 
 from resources.scrub import ner_model
+from resources.scrub.addresses import ADDRESS_TRIGGER, AddressPatternRecognizer
 from resources.scrub.config import (
     DEFAULT_ENTITIES,
     DEV_SALT,
@@ -153,6 +155,8 @@ def build_recognizers(config: ScrubConfig) -> list[EntityRecognizer]:
     ner_entities = tuple(e for e in ner_model.LABELS if e in config.entities)
     if config.ner and ner_entities:
         recs.append(NerRecognizer(str(ner_model.ensure_model()), ner_entities))
+        if "ADDRESS" in ner_entities:
+            recs.append(AddressPatternRecognizer())
     for spec in config.custom_recognizers:
         recs.append(custom_recognizer(spec.entity, spec.patterns, spec.deny_list, spec.context))
     missing = set(config.entities) - {e for r in recs for e in r.supported_entities}
@@ -271,7 +275,7 @@ def _compact(text: str, wins: list[tuple[int, int]]) -> _Compacted:
 # --------------------------------------------------------------------------- resolution
 
 
-def resolve(spans: Iterable[Span]) -> list[Span]:
+def resolve(spans: Iterable[Span], text: str | None = None) -> list[Span]:
     """Non-overlapping spans: pieces of one type are united, then the best-scored span wins.
 
     Same-type overlaps come from chunk overlaps and from a recognizer's several patterns;
@@ -293,6 +297,8 @@ def resolve(spans: Iterable[Span]) -> list[Span]:
         else:
             group.append(s)
     merged = [s for group in by_type.values() for s in group]
+    streets = [(s.start, s.end) for s in by_type.get("ADDRESS", ())]
+    merged = [s for s in merged if not _inside_a_street(s, streets)]
     merged.sort(key=lambda s: (-s.score, not s.confirmed, s.start - s.end, s.start))
     taken: list[tuple[int, int]] = []  # sorted, disjoint
     kept: list[Span] = []
@@ -301,12 +307,29 @@ def resolve(spans: Iterable[Span]) -> list[Span]:
         if (i > 0 and taken[i - 1][1] > s.start) or (i < len(taken) and taken[i][0] < s.end):
             if s.entity_type in ner_model.LABELS:  # "Ana, 12 Elm St, phone 555-..." keeps
                 for start, end in _uncovered(s, taken):  # the street beside the phone
+                    if text is not None and not _HOLDS[s.entity_type].search(text, start, end):
+                        continue  # "SSN " of "SSN 600-51-0813" read as a street
                     bisect.insort(taken, (start, end))
                     kept.append(Span(start, end, s.entity_type, s.score, s.confirmed))
             continue
         taken.insert(i, (s.start, s.end))
         kept.append(s)
     return sorted(kept)
+
+
+# What a piece of a name or an address left beside a better span must hold to stay one.
+_HOLDS = {
+    "PERSON": regex.compile(r"\p{Lu}\p{L}"),
+    "ADDRESS": regex.compile(r"\d.*\p{L}{3}|\p{L}{3}.*\d"),
+}
+
+
+def _inside_a_street(span: Span, streets: list[tuple[int, int]]) -> bool:
+    """A name inside an address is the street's ("617 Lewis Landing", "Diagonal Omar Nuñez
+    N° 3526"), whatever a name list scores it; a name that is an address too is one."""
+    return span.entity_type == "PERSON" and any(
+        start <= span.start and span.end <= end for start, end in streets
+    )
 
 
 def _uncovered(span: Span, taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -369,7 +392,15 @@ class Detector:
                 raw.extend(self._run(rec, text, view))
         if self.config.spacy_model:
             raw.extend(self._ner_spans(text))
-        return resolve(raw)
+        return resolve(raw, text)
+
+    def detect_ner(self, text: str) -> list[Span]:
+        """detect() with the NER model alone."""
+        raw: list[Span] = []
+        for rec, trigger in self._plan:
+            if isinstance(rec, NerRecognizer) and (view := _view(text, trigger)) is not None:
+                raw.extend(self._run(rec, text, view))
+        return resolve(raw, text)
 
     def analyze_plain(self, text: str) -> list[Span]:
         """Presidio's own AnalyzerEngine over the whole text (chunked), no prefilter."""
@@ -382,7 +413,7 @@ class Detector:
                 score_threshold=self.config.score_threshold,
             ):
                 raw.append(Span(offset + r.start, offset + r.end, r.entity_type, r.score))
-        return resolve(raw)
+        return resolve(raw, text)
 
     def _run(self, rec: EntityRecognizer, text: str, view: _Compacted) -> list[Span]:
         out = []
@@ -416,8 +447,10 @@ class Detector:
 
 def _view(text: str, trigger: Trigger | None) -> _Compacted | None:
     """What a recognizer behind this trigger reads of text: all, its windows, or nothing."""
-    if trigger is None or (trigger is NER_TRIGGER and len(text) <= NER_WHOLE_TEXT_CHARS):
+    if trigger is None:
         return _Compacted(text, [0], [0])
+    if trigger is NER_TRIGGER and len(text) <= NER_WHOLE_TEXT_CHARS:
+        return _Compacted(text, [0], [0]) if trigger.regex.search(text) else None
     wins = windows(text, trigger)
     return _compact(text, wins) if wins else None
 
@@ -426,6 +459,8 @@ def _trigger_for(rec: EntityRecognizer) -> Trigger | None:
     """The prefilter of a recognizer; None (scan everything) for ones without a known trigger."""
     if isinstance(rec, NerRecognizer):
         return NER_TRIGGER
+    if isinstance(rec, AddressPatternRecognizer):
+        return ADDRESS_TRIGGER
     if type(rec).__module__.startswith("resources.scrub.person_names"):
         return None
     entity = rec.supported_entities[0]
@@ -487,46 +522,99 @@ class Scrubber:
         self.salt = resolve_salt(config.salt_env) if any(o.kind == "hash" for o in ops) else b""
 
     def scrub(self, text: str) -> ScrubResult:
-        spans = self.detector.detect(text)
-        if self.config.ner and any(s.entity_type in ner_model.LABELS for s in spans):
-            spans = resolve(spans + self._second_look(text, spans))
+        return self.scrub_many([text])[0]
+
+    def scrub_many(self, texts: Sequence[str]) -> list[ScrubResult]:
+        """Detect in all texts (the model reads them in batches), look again, anonymize."""
+        self.detector.prefetch(texts)
+        found = [self.detector.detect(t) for t in texts]
+        if self.config.ner:
+            self._second_look(texts, found)
+        return [self._result(text, spans) for text, spans in zip(texts, found, strict=True)]
+
+    def _result(self, text: str, spans: list[Span]) -> ScrubResult:
         counts = dict(Counter(s.entity_type for s in spans))
         over = len(spans) > self.config.max_entities_per_doc
         return ScrubResult(anonymize(text, spans, self.config, self.salt), counts, over, spans)
 
-    def _second_look(self, text: str, spans: list[Span]) -> list[Span]:
-        """Names and addresses the model finds once what it found is replaced.
+    def _second_look(self, texts: Sequence[str], found: list[list[Span]]) -> None:
+        """Names and addresses the model finds once what it found is replaced (in place).
 
         The model reads a name by its context: "Ship it to Sven Kowalski, 4234 Rue de la Paix"
         can yield only the address, and "Ship it to Sven Kowalski, <ADDRESS>" then the name.
-        The residual re-scan reads the output, so the scrubber looks again first. Spans are
-        mapped back to the input; one touching a placeholder is not kept.
+        The residual re-scan reads the output, so the scrubber looks again first: only the
+        model, only around the placeholders of what it found (SECOND_LOOK_CHARS each side),
+        only where NER_TRIGGER still fires outside them, in one batch. Spans are mapped back
+        to the input; one touching a placeholder is not kept.
         """
-        parts, kept, pos, out_pos = [], [], 0, 0  # kept: (output start, input start, length)
-        for sp in sorted(spans):
-            kept.append((out_pos, pos, sp.start - pos))
-            placeholder = f"<{sp.entity_type}>"
-            parts += [text[pos : sp.start], placeholder]
-            out_pos += sp.start - pos + len(placeholder)
-            pos = sp.end
-        kept.append((out_pos, pos, len(text) - pos))
-        parts.append(text[pos:])
-        found = []
-        for sp in self.detector.detect("".join(parts)):
-            if sp.entity_type not in ner_model.LABELS:
-                continue
-            for out_start, in_start, length in kept:
-                if out_start <= sp.start and sp.end <= out_start + length:
-                    shift = in_start - out_start
-                    found.append(Span(sp.start + shift, sp.end + shift, sp.entity_type, sp.score))
-        return found
+        looks: dict[int, tuple[_Masked, _Compacted]] = {}
+        for i, spans in enumerate(found):
+            if any(s.entity_type in ner_model.LABELS for s in spans):
+                masked = _mask(texts[i], spans)
+                view = _compact(masked.text, masked.windows)
+                gate = _compact(masked.gate, masked.windows).text
+                if not self.config.prefilter or NER_TRIGGER.regex.search(gate):
+                    looks[i] = (masked, view)
+        self.detector.prefetch([view.text for _, view in looks.values()])
+        for i, (masked, view) in looks.items():
+            again = []
+            for sp in self.detector.detect_ner(view.text):
+                start = view.to_original(sp.start)
+                moved = Span(start, start + sp.end - sp.start, sp.entity_type, sp.score)
+                again.append(masked.to_input(moved))
+            found[i] = resolve(found[i] + [sp for sp in again if sp is not None], texts[i])
 
-    def scrub_many(self, texts: Sequence[str]) -> list[ScrubResult]:
-        self.detector.prefetch(texts)
-        return [self.scrub(t) for t in texts]
+
+SECOND_LOOK_CHARS = 96
+"""How far around a placeholder the second look reads: the context a name is read by."""
+
+
+@dataclass
+class _Masked:
+    """A text with its spans replaced by placeholders, and the map back to the text."""
+
+    text: str
+    gate: str  # the same with lowercase placeholders of the same length, for the trigger
+    kept: list[tuple[int, int, int]]  # (masked start, input start, length) of unmasked text
+    windows: list[tuple[int, int]]  # around the placeholders of names and addresses
+
+    def to_input(self, sp: Span) -> Span | None:
+        for out_start, in_start, length in self.kept:
+            if out_start <= sp.start and sp.end <= out_start + length:
+                shift = in_start - out_start
+                return Span(sp.start + shift, sp.end + shift, sp.entity_type, sp.score)
+        return None
+
+
+def _mask(text: str, spans: list[Span]) -> _Masked:
+    parts, gate, kept, placed, pos, out_pos = [], [], [], [], 0, 0
+    for sp in sorted(spans):
+        kept.append((out_pos, pos, sp.start - pos))
+        placeholder = f"<{sp.entity_type}>"
+        parts += [text[pos : sp.start], placeholder]
+        gate += [text[pos : sp.start], "<" + "x" * len(sp.entity_type) + ">"]
+        out_pos += sp.start - pos
+        if sp.entity_type in ner_model.LABELS:
+            placed.append((out_pos, out_pos + len(placeholder)))
+        out_pos += len(placeholder)
+        pos = sp.end
+    kept.append((out_pos, pos, len(text) - pos))
+    parts.append(text[pos:])
+    gate.append(text[pos:])
+    masked = "".join(parts)
+    wins: list[tuple[int, int]] = []
+    for start, end in placed:
+        start = _snap_left(masked, start - SECOND_LOOK_CHARS)
+        end = _snap_right(masked, end + SECOND_LOOK_CHARS)
+        if wins and start <= wins[-1][1]:
+            wins[-1] = (wins[-1][0], max(wins[-1][1], end))
+        else:
+            wins.append((start, end))
+    return _Masked(masked, "".join(gate), kept, wins)
 
 
 _worker: Scrubber | None = None
+BATCHES_PER_WORKER = 4
 
 
 def _init_worker(config: ScrubConfig) -> None:
@@ -553,10 +641,10 @@ def scrub_texts(texts: Sequence[str], config: ScrubConfig) -> list[ScrubResult]:
         return [
             r for i in range(0, len(texts), 256) for r in scrubber.scrub_many(texts[i : i + 256])
         ]
-    # Large documents first would balance better, but order must hold; small batches suffice.
-    batches = [
-        list(texts[i : i + config.batch_size]) for i in range(0, len(texts), config.batch_size)
-    ]
+    # Large documents first would balance better, but order must hold; small batches suffice:
+    # at least BATCHES_PER_WORKER each (150 long texts in batches of 64 kept one worker idle).
+    size = min(config.batch_size, -(-len(texts) // (config.workers * BATCHES_PER_WORKER)))
+    batches = [list(texts[i : i + size]) for i in range(0, len(texts), size)]
     ctx = multiprocessing.get_context(config.start_method)
     pool = ctx.Pool(config.workers, initializer=_init_worker, initargs=(config,))
     try:

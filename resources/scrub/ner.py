@@ -7,9 +7,6 @@ an uncased script (CJK, Arabic, Devanagari, ...). Prose with none of these holds
 model could find, so the model never reads it.
 """
 
-import importlib
-from functools import cache
-
 import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from spacy.lang.en.stop_words import STOP_WORDS
@@ -144,7 +141,9 @@ _PLACEHOLDER = regex.compile(r"<?[A-Z][A-Z_]+(?::[a-p]+)?>")
 _CODE = regex.compile(r"[A-Z0-9]*\d[A-Z0-9]{6,}")  # IBANs, order and account numbers
 # What follows a street and belongs to the address: ", [postcode] City [Name]".
 _CITY_TAIL = regex.compile(
-    r"\.?,[ ]?(?:\d{3,6}[ ])?\p{Lu}[\p{L}'’-]+(?:[ ](?:\p{Ll}{2,4}[ ])?\p{Lu}[\p{L}'’-]+){0,3}"
+    r"\.?,[ ]?(?:\d{3,6}[ ])?\p{Lu}[\p{L}'’-]+(?:\.(?=[ ]\p{Lu}))?"  # "St. Gallen", "TP. Huế"
+    r"(?:[ ](?:\p{Ll}{2,4}[ ])?\p{Lu}[\p{L}'’-]+(?:\.(?=[ ]\p{Lu}))?){0,3}"
+    r"(?:[ ]\(\p{Lu}[\p{L}'’-]+(?:[ ]\p{Lu}[\p{L}'’-]+){0,2}\))?"  # " (District)"
     r"(?:,?[ ](?:[A-Z]{2}[ ])?\d{4,6}(?:-\d{4})?)?"  # ", IL 62704", " 8000"
 )
 # Capitalized words then a house number are a street, not a name ("Ida Ekmanin katu 685").
@@ -153,24 +152,6 @@ _HOUSE_NUMBER = regex.compile(
 )
 # Units after the house number: "Bl. 33  Sc. 79 Ap. 489", "Apt 4", "Suite 12".
 _UNITS = regex.compile(r"(?:,?[ ]{1,2}(?:Bl|Sc|Ap|Apt|Et|Suite|Unit|Fl|Flat)\.?[ ]?\d+\w*)+")
-
-
-@cache
-def street_words(kind: str) -> frozenset[str]:
-    """Street-type words of the training locales' Faker address providers: kind "prefix"
-    ("Calle", "Rue", "Strada") or "suffix" ("Drive", "Landing", "Allee")."""
-    words: set[str] = set()
-    for loc in ner_model.train_locales():
-        try:
-            provider = importlib.import_module(f"faker.providers.address.{loc}").Provider
-        except ModuleNotFoundError:
-            continue
-        for attr in dir(provider):
-            if attr.startswith("street_") and kind in attr:
-                values = getattr(provider, attr)
-                if isinstance(values, (list, tuple, dict)):
-                    words |= {str(v).strip().lower().rstrip(".") for v in values}
-    return frozenset(w for w in words if len(w) > 2 and " " not in w and "{" not in w)
 
 
 _SENTENCE_START = regex.compile(r"(?:^|[.!?:\n])\s*$")
@@ -208,8 +189,9 @@ def tidy(text: str, label: str, start: int, end: int) -> tuple[str, int, int] | 
     if not words:
         return None
     start = words[0][0]
-    if label == "ADDRESS" and not any(c.isdigit() for c in text[start:end]):
-        label = "PERSON"
+    no_digit = not any(c.isdigit() for c in text[start:end])
+    if label == "ADDRESS" and no_digit and not _names_a_street_type(text[start:end]):
+        label = "PERSON"  # but "Pao Street, Alexander Ville" names a street: it stays
     if label == "PERSON":
         name = _name_words(text, words)
         while name and text[name[0][0] : name[0][1]].lower() in STOP_WORDS:
@@ -218,10 +200,11 @@ def tidy(text: str, label: str, start: int, end: int) -> tuple[str, int, int] | 
             return None
         start, end = name[0][0], name[-1][1]
         number_before = _NUMBER_BEFORE.search(text[max(0, start - 12) : start])
-        if len(name) > 1 and text[name[0][0] : name[0][1]].lower() in street_words("prefix"):
+        first = text[name[0][0] : name[0][1]].lower()
+        if len(name) > 1 and first in ner_model.street_words("prefix"):
             number = _HOUSE_NUMBER.match(text, end)  # "Strada Manole Nr. 19": a street
             return "ADDRESS", start, _address_end(text, number.end() if number else end)
-        if number_before and text[name[-1][0] : end].lower() in street_words("suffix"):
+        if number_before and text[name[-1][0] : end].lower() in ner_model.street_words("suffix"):
             start -= len(number_before.group())  # "617 Lewis Landing": a street
             return "ADDRESS", start, _address_end(text, end)
         after = _WORD.match(text, end + 1) if text[end : end + 1] == " " else None
@@ -232,12 +215,33 @@ def tidy(text: str, label: str, start: int, end: int) -> tuple[str, int, int] | 
         if not number or (number.group(1) or "") in STOP_WORDS:  # "Ana on 555 ..." is a name
             return label, start, end
         label, end = "ADDRESS", number.end()
-    while words and text[words[-1][0]].islower() and words[-1][1] > start:
+    while words and words[-1][1] > start and _not_an_address_end(text[slice(*words[-1])]):
         end = words.pop()[0]  # "..., IL 62704, phone": the address ends before "phone"
         end = len(text[:end].rstrip(" ,;:"))
     if end <= start or not _STREET_WORD.search(text, start, end):
         return None  # "p 0" from a URL's path: an address names a street in letters
+    if not _NAMED.search(text, start, end):
+        return None  # "71 locales": a street's name has a capital or an uncased script
     return label, start, _address_end(text, end)
+
+
+_NAMED = regex.compile(r"\p{Lu}|\p{Lo}")
+
+
+def _not_an_address_end(word: str) -> bool:
+    """A lowercase word ("phone") or one of punctuation alone ("(")."""
+    return word[0].islower() or not any(c.isalnum() for c in word)
+
+
+def _names_a_street_type(span: str) -> bool:
+    """A capitalized word of the span, after its first capitalized one, is a street-type
+    suffix of the training locales ("Pao Street, ...", "... Road"); the first may be a name
+    ("Park Jimin", "Line Aune"), and a lowercase one is a word ("our Kukučínov branch")."""
+    words = [w.rstrip(",.;:") for w in span.split()]
+    while words and not words[0][:1].isupper():
+        words = words[1:]
+    suffixes = ner_model.street_words("suffix")
+    return any(w[:1].isupper() and w.lower() in suffixes for w in words[1:])
 
 
 def _address_end(text: str, end: int) -> int:
@@ -280,8 +284,8 @@ def _lowercase(word: str) -> bool:
 def preload(model_path: str):
     """Load what the recognizer reads (model, name lists, street words) into this process, so
     that workers forked from it share them instead of each reading them again (~2 s)."""
-    street_words("prefix")
-    street_words("suffix")
+    ner_model.street_words("prefix")
+    ner_model.street_words("suffix")
     return ner_model.load(model_path), gazetteer()
 
 

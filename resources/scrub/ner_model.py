@@ -6,24 +6,23 @@ providers of every locale in TRAIN_LOCALES (plus names and streets composed from
 the model learns context and shape rather than a list), set in TRAIN_TEMPLATES. The locales in
 HELD_OUT_LOCALES and the templates in bench/pii.py are never used here: they are the benchmark.
 
-The build is deterministic (seeded generation, spaCy's fixed seed, one thread) and cached under
+The build is bit-reproducible: it runs in a fresh Python process with a fixed string-hash seed
+(BUILD_ENV; Faker draws some values from sets, such as it_IT's cities, whose order follows the
+hash seed), seeded generation, spaCy's fixed seed and one thread. It is cached under
 data/models/ner/<digest>/, where the digest covers this file, Faker's and spaCy's versions and
 the build settings; a changed recipe builds a new model, an unchanged one is reused.
 
     python -m resources.scrub.ner_model      # build (or find) the model, print its path
 """
 
-# "Deterministic" above holds for the generated sentences (tests check it), not for the bytes
-# of the model: a second build gave another sha256 (ner/model, ner/moves, vocab/strings.json),
-# most likely from Python's per-process string-hash order. The ledger records the sha256 of the
-# model actually used. (A comment, not the docstring, so the recipe digest stays the same.)
-
 import ast
 import hashlib
+import importlib
 import json
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +33,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 MODELS_DIR = REPO / "data" / "models" / "ner"
 LABELS = ("PERSON", "ADDRESS")
+# The environment of the build process: the string-hash order and the thread count are fixed.
+BUILD_ENV = {
+    "PYTHONHASHSEED": "0",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
 
 # Whole locales kept out of training (and out of the gazetteer): bench/pii.py tests on them.
 HELD_OUT_LOCALES = (
@@ -58,8 +64,8 @@ HELD_OUT_LOCALES = (
 
 @dataclass(frozen=True)
 class BuildSettings:
-    sentences: int = 8000
-    epochs: int = 5
+    sentences: int = 12000
+    epochs: int = 6
     seed: int = 13
     width: int = 64
     depth: int = 3
@@ -83,6 +89,24 @@ def train_locales() -> tuple[str, ...]:
         if importlib.util.find_spec(f"faker.providers.person.{loc}") is not None:
             out.append(loc)
     return tuple(out)
+
+
+@cache
+def street_words(kind: str) -> frozenset[str]:
+    """Street-type words of the training locales' Faker address providers: kind "prefix"
+    ("Calle", "Rue", "Strada") or "suffix" ("Drive", "Landing", "Allee")."""
+    words: set[str] = set()
+    for loc in train_locales():
+        try:
+            provider = importlib.import_module(f"faker.providers.address.{loc}").Provider
+        except ModuleNotFoundError:
+            continue
+        for attr in dir(provider):
+            if attr.startswith("street_") and kind in attr:
+                values = getattr(provider, attr)
+                if isinstance(values, (list, tuple, dict)):
+                    words |= {str(v).strip().lower().rstrip(".") for v in values}
+    return frozenset(w for w in words if len(w) > 2 and " " not in w and "{" not in w)
 
 
 # {P} person, {A} street address, {C} company, {T} city, {R} product, {D} day, {N} a number,
@@ -157,7 +181,9 @@ def filler_words() -> list[str]:
     return sorted(STOP_WORDS) + TICKET_WORDS.split()
 
 
-FREE_SLOTS = ("P", "P", "A", "A", "C", "T", "R", "D", "N", "H")
+# Other PII as unlabelled neighbours too ({I} an IBAN, {E} an email, {K} a card number): a name
+# beside a code is still a name.
+FREE_SLOTS = ("P", "P", "P", "A", "A", "C", "T", "R", "D", "N", "H", "I", "E", "K")
 
 
 def _syllable_word(rng: random.Random, parts: int) -> str:
@@ -231,23 +257,74 @@ def _generator(seed: int):
             return last
         return f"{first} {last}"
 
-    def address(f) -> str:
-        if rng.random() < 0.15:
-            street = f"{_syllable_word(rng, 2)}{rng.choice(STREET_SUFFIXES)}"
-            if rng.random() < 0.3:
-                street = f"{rng.choice(STREET_PREFIXES)}{_syllable_word(rng, 2)}"
-            base = (
-                f"{street} {rng.randint(1, 300)}"
-                if rng.random() < 0.6
-                else f"{rng.randint(1, 9999)} {street}"
+    suffixes = sorted(street_words("suffix"))
+    prefixes = sorted(street_words("prefix"))
+
+    def street_name(f) -> str:
+        """What a street is named after: a made-up word, a surname, a person, a town."""
+        r = rng.random()
+        if r < 0.4:
+            return _syllable_word(rng, rng.randint(1, 3))
+        if r < 0.7:
+            return _safe(f.last_name) or _syllable_word(rng, 2)
+        if r < 0.8:
+            return f"{_safe(f.first_name)} {_safe(f.last_name)}".strip() or _syllable_word(rng, 2)
+        return _safe(f.city) or _syllable_word(rng, 2)
+
+    def street(f) -> str:
+        """A street of any locale's shape, from the training locales' street-type words."""
+        name, r = street_name(f), rng.random()
+        if r < 0.3 and " " not in name:
+            return name + rng.choice(suffixes)  # "Lindenallee", "Storgatan"
+        if r < 0.65:
+            kind = rng.choice(suffixes)
+            kind = kind if rng.random() < 0.3 else kind.capitalize()  # "Mlynské nivy"
+            return f"{name} {kind}"
+        return f"{rng.choice(prefixes).capitalize()} {name}"  # "Calle X", "Rue X"
+
+    def house_number() -> str:
+        n = rng.randint(1, 999) if rng.random() < 0.8 else rng.randint(1000, 99999)
+        return rng.choice(
+            (
+                f"{n}",
+                f"{n}",
+                f"{n}{rng.choice('abcdAB')}",
+                f"{n}/{rng.randint(1, 99)}",
+                f"{rng.randint(1, 99)}/{n}",
+                f"{rng.randint(1, 9)}/{rng.randint(1, 99)}/{n}",
+                f"{n}-{n + rng.randint(1, 9)}",
+                f"No. {n}",
+                f"Nr. {n}",
+                f"N° {n}",
+                f"no {n}",
             )
+        )
+
+    def made_up_address(f) -> str:
+        where, number = street(f), house_number()
+        r = rng.random()
+        if r < 0.1:
+            return where  # no house number
+        base = f"{where} {number}" if r < 0.55 else f"{number} {where}"
+        if rng.random() < 0.12:
+            unit = rng.choice(("Apt.", "Apt", "Unit", "Level", "Flat", "Suite", "Fl.", "Bl."))
+            sep = rng.choice((" ", ", "))
+            base = f"{unit} {rng.randint(1, 40)}{sep}{base}"
+        return base
+
+    def address(f) -> str:
+        if rng.random() < 0.3:
+            base = made_up_address(f)
         else:
             base = _safe(f.street_address) or f"{rng.randint(1, 99)} {_syllable_word(rng, 2)}"
         r = rng.random()
+        town = _safe(f.city) or _syllable_word(rng, 2)
         if r < 0.45:
-            return f"{base}, {_safe(f.city) or _syllable_word(rng, 2)}"
-        if r < 0.6:
-            return f"{base}, {_safe(f.postcode) or rng.randint(1000, 99999)} {_safe(f.city)}"
+            base = f"{base}, {town}"
+        elif r < 0.6:
+            base = f"{base}, {_safe(f.postcode) or rng.randint(1000, 99999)} {town}"
+        if rng.random() < 0.05:
+            base += f" ({_syllable_word(rng, 2)})"
         return base
 
     filler = filler_words()
@@ -276,38 +353,15 @@ def _generator(seed: int):
             "D": (rng.choice(DAYS), None),
             "N": (f"#{rng.randint(1000, 999999)}", None),
             "H": (_safe(f.phone_number) or en.phone_number(), None),
+            "I": (_safe(f.iban) or en.iban(), None),
+            "E": (_safe(f.email) or en.email(), None),
+            "K": (en.credit_card_number(), None),
         }
         return fill(template, values)
 
     return example
 
 
-STREET_SUFFIXES = (
-    " Street",
-    " St",
-    " Road",
-    " Rd",
-    " Avenue",
-    " Ave",
-    " Lane",
-    "straße",
-    "strasse",
-    "weg",
-    "gasse",
-    "vej",
-    "gade",
-    "vägen",
-    "gatan",
-    "veien",
-    "katu",
-    "tie",
-    " utca",
-    " ulica",
-    "laan",
-    "straat",
-    "plein",
-)
-STREET_PREFIXES = ("Rue ", "Avenue ", "Calle ", "Via ", "Rua ", "Avenida ", "Boulevard ")
 PRODUCTS = (
     "Outlook",
     "Excel",
@@ -414,7 +468,13 @@ def _config(settings: BuildSettings) -> dict:
 
 
 def build(target: Path, settings: BuildSettings = SETTINGS, log=print) -> dict:
-    """Generate the training text, train the pipeline, save it to target; the provenance."""
+    """Generate the training text, train the pipeline, save it to target; the provenance.
+
+    Only in a process started with BUILD_ENV (build_reproducibly starts one): under another
+    hash seed the same recipe would give another model."""
+    wrong = {k: os.environ.get(k) for k, v in BUILD_ENV.items() if os.environ.get(k) != v}
+    if wrong:
+        raise RuntimeError(f"not a reproducible build environment: {wrong}; use build_reproducibly")
     import spacy
     from spacy.training import Example
     from spacy.util import compounding, fix_random_seed, minibatch
@@ -458,6 +518,7 @@ def build(target: Path, settings: BuildSettings = SETTINGS, log=print) -> dict:
         "train_locales": list(train_locales()),
         "skipped_misaligned": skipped,
         "settings": asdict(settings),
+        "build_env": BUILD_ENV,
         "seconds": round(time.perf_counter() - started, 1),
         "license": "generated by assay from Faker (MIT) data; spaCy (MIT)",
     }
@@ -474,7 +535,7 @@ def tree_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def ensure_model(settings: BuildSettings = SETTINGS, log=print) -> Path:
+def ensure_model(settings: BuildSettings = SETTINGS) -> Path:
     """The cached model's directory, built first if this recipe has not been built yet."""
     target = model_dir(settings)
     if (target / "provenance.json").exists():
@@ -482,7 +543,7 @@ def ensure_model(settings: BuildSettings = SETTINGS, log=print) -> Path:
     MODELS_DIR.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".build-", dir=MODELS_DIR))
     try:
-        build(staging / "model", settings, log)
+        build_reproducibly(staging / "model", settings)
         try:
             os.rename(staging / "model", target)  # atomic; a concurrent build may win
         except OSError:
@@ -491,6 +552,16 @@ def ensure_model(settings: BuildSettings = SETTINGS, log=print) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def build_reproducibly(target: Path, settings: BuildSettings = SETTINGS) -> dict:
+    """build() in a fresh process with BUILD_ENV (its log goes to stderr); the provenance."""
+    env = {**os.environ, **BUILD_ENV}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    cmd = [sys.executable, "-m", "resources.scrub.ner_model", "--build", str(target)]
+    cmd += ["--settings", json.dumps(asdict(settings))]
+    subprocess.run(cmd, env=env, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    return provenance(target)
 
 
 def provenance(path: Path) -> dict:
@@ -505,7 +576,20 @@ def load(path: str):
     return spacy.load(path)
 
 
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Build (or find) the PII NER model.")
+    ap.add_argument("--build", type=Path, help="build into this directory (in BUILD_ENV)")
+    ap.add_argument("--settings", help="BuildSettings as JSON (with --build)")
+    args = ap.parse_args(argv)
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    if args.build:
+        settings = BuildSettings(**json.loads(args.settings)) if args.settings else SETTINGS
+        build(args.build, settings, log)
+    else:
+        print(ensure_model())
+
+
 if __name__ == "__main__":
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    out = ensure_model(log=lambda m: print(m, file=sys.stderr, flush=True))
-    print(out)
+    main()

@@ -34,10 +34,21 @@ def test_tidy_drops_a_name_of_lowercase_words_only():
     assert tidy("please call soon", "PERSON", 0, 11) is None
 
 
-def test_the_model_finds_held_out_names_and_addresses_with_sockets_disabled():
-    """A sample of the benchmark's held-out set (locales and templates never trained on). A
-    statistical check: rates against tolerances below what bench/pii.py measures, not zero."""
-    docs = make_held_out_set(250, seed=4242)
+# (recall, precision) floors about three standard errors (60-150 spans each in 250 texts) below
+# what bench/pii.py measures on its 3,000 + 1,500 held-out texts (docs/pii.md): Faker PERSON
+# 0.988/0.938, ADDRESS 0.964/0.999, PHONE_NUMBER 0.993/1.000; mimesis PERSON 0.988/0.918,
+# ADDRESS 0.942/0.995, PHONE_NUMBER 0.987/1.000.
+FLOORS = {
+    "faker": {"PERSON": (0.96, 0.88), "ADDRESS": (0.89, 0.95), "PHONE_NUMBER": (0.95, 0.95)},
+    "mimesis": {"PERSON": (0.96, 0.85), "ADDRESS": (0.85, 0.95), "PHONE_NUMBER": (0.95, 0.95)},
+}
+
+
+@pytest.mark.parametrize(("source", "seed"), [("faker", 4242), ("mimesis", 4343)])
+def test_the_model_finds_held_out_names_and_addresses_with_sockets_disabled(source, seed):
+    """A sample of a held-out set (locales, name lists and templates never trained on). A
+    statistical check: rates against floors below what bench/pii.py measures, not zero."""
+    docs = make_held_out_set(250, seed=seed, source=source)
     disable_socket()
     try:
         scrubber = Scrubber(ScrubConfig(workers=1))
@@ -45,13 +56,9 @@ def test_the_model_finds_held_out_names_and_addresses_with_sockets_disabled():
     finally:
         enable_socket()
     metrics = score(docs, predictions)
-    # About three standard errors (70-250 spans each) below what bench/pii.py measures over
-    # builds of the model, which are not bit-identical: PERSON 0.97, ADDRESS 0.77-0.81,
-    # PHONE_NUMBER 0.99.
-    floors = {"PERSON": 0.85, "ADDRESS": 0.65, "PHONE_NUMBER": 0.9}
-    for entity, floor in floors.items():
-        assert metrics[entity]["recall"] >= floor, (entity, metrics[entity])
-        assert metrics[entity]["precision"] >= 0.75, (entity, metrics[entity])
+    for entity, (recall, precision) in FLOORS[source].items():
+        assert metrics[entity]["recall"] >= recall, (entity, metrics[entity])
+        assert metrics[entity]["precision"] >= precision, (entity, metrics[entity])
 
 
 def test_issue_examples_are_scrubbed():
@@ -81,3 +88,10 @@ def test_the_model_on_trigger_windows_finds_what_it_finds_on_whole_texts():
     ]
     agree = sum(len(a & b) for a, b in zip(found, whole, strict=True))
     assert agree >= 0.95 * sum(map(len, whole))
+
+
+def test_a_batch_is_scrubbed_as_its_texts_are_one_by_one():
+    """The model reads a batch, and the second look its placeholders' windows, in one pipe."""
+    texts = [d.text for d in make_held_out_set(80, seed=99, source="mimesis")]
+    scrubber = Scrubber(ScrubConfig(workers=1))
+    assert [r.text for r in scrubber.scrub_many(texts)] == [scrubber.scrub(t).text for t in texts]

@@ -1,0 +1,57 @@
+import pytest
+
+from resources.scrub.addresses import AddressPatternRecognizer
+from resources.scrub.detection import Span, resolve
+
+
+@pytest.fixture(scope="module")
+def recognizer():
+    rec = AddressPatternRecognizer()
+    rec.load()
+    return rec
+
+
+def found(recognizer, text: str) -> list[str]:
+    return [text[r.start : r.end] for r in recognizer.analyze(text, ["ADDRESS"])]
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("send it to Lindenallee 12, Worb", "Lindenallee 12, Worb"),  # a ", City" after it
+        ("Rue des Tanneurs 31, Wavre", "Rue des Tanneurs 31, Wavre"),
+        ("1840 Kloof St, Tamboerskloof", "1840 Kloof St, Tamboerskloof"),
+        ("we moved to Hoher Weg 4 last May", "Hoher Weg 4"),  # a street word ("weg")
+        ("Ship to Zelgmatt 7b/2", "Zelgmatt 7b/2"),  # a context word; "Ship to" is not in it
+        ("Address: Calle Mayor No. 5", "Calle Mayor No. 5"),
+        ("deliver it to Ladeira do Sol 12", "Ladeira do Sol 12"),  # "do" is a street's
+        ("mail goes to 88 Via dei Fiori now", "88 Via dei Fiori"),
+    ],
+)
+def test_street_shapes_with_a_second_signal_are_addresses(recognizer, text, address):
+    assert address in found(recognizer, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Windows 11 crashed again",  # a shape, but no second signal
+        "my SSN 266-71-3840 is wrong",
+        "since 3 March 2025 it fails",
+        "Phone 4155550123 after five",
+        "Ticket 4521 is closed",
+        "paid 12.05.2024 by card",
+        "Brown Ltd reports 3 bugs",  # "reports" ends like the suffix "ports", but in lowercase
+    ],
+)
+def test_a_shape_alone_is_no_address(recognizer, text):
+    assert found(recognizer, text) == []
+
+
+def test_a_name_inside_an_address_is_the_streets():
+    # "use 617 Lewis Landing, Worb"
+    name = Span(8, 21, "PERSON", 0.85)  # a name list knows "Lewis Landing"
+    street = Span(4, 27, "ADDRESS", 0.41)
+    assert resolve([name, street]) == [street]
+    alone = Span(0, 3, "PERSON", 0.85)
+    assert resolve([alone, street]) == [alone, street]
