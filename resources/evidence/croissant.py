@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from resources.evidence.cards import LIMITATIONS, MAINTENANCE, training_licenses
 from resources.evidence.report import totals
-from resources.evidence.tables import PRE_TRAINING_STAGES, figure, trained_sources
+from resources.evidence.tables import PRE_TRAINING_STAGES, figure, held_out_name, trained_sources
 
 CONFORMS_TO = "http://mlcommons.org/croissant/1.1"
 MANIFEST = "training_set.jsonl"
@@ -214,7 +214,10 @@ def _personal(evidence: dict) -> str:
     residual = evidence["pii_residual"] or {}
     detector = evidence["pii_detector"]
     recall = (
-        "; ".join(f"{e['entity_type']} {figure(e['recall'])}" for e in detector["entities"])
+        "; ".join(
+            f"{e['entity_type']} {figure(e['recall'])} ({held_out_name(e['eval_set'])})"
+            for e in detector["entities"]
+        )
         if detector["measured"]
         else "not measured"
     )

@@ -176,14 +176,15 @@ def detector_recall(view: LedgerView) -> dict:
     """The latest bench/pii.py figures of assay's own detector, per entity, with caveats."""
     rows = view.query(
         "SELECT * FROM {detector_benchmarks} WHERE starts_with(detector, ?)"
-        " QUALIFY dense_rank() OVER (ORDER BY entry_seq DESC) = 1 ORDER BY entity_type",
+        " QUALIFY dense_rank() OVER (ORDER BY entry_seq DESC) = 1 ORDER BY eval_set, entity_type",
         [OUR_DETECTOR],
     )
-    keep = ("entity_type", "support", "predicted", "precision", "recall")
+    # One benchmark run can measure several held-out sets: each entity's figure names its set.
+    keep = ("eval_set", "entity_type", "support", "predicted", "precision", "recall")
     return {
         "measured": bool(rows),
         "detector": rows[0]["detector"] if rows else None,
-        "eval_set": rows[0]["eval_set"] if rows else None,
+        "eval_set": "; ".join(dict.fromkeys(row["eval_set"] for row in rows)) if rows else None,
         "run_id": rows[0]["run_id"] if rows else None,
         "entities": [{key: row[key] for key in keep} for row in rows],
         "caveats": list(DETECTOR_CAVEATS)

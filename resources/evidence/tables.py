@@ -80,10 +80,16 @@ def pii(evidence: dict) -> Table:
 
 def detector(evidence: dict) -> Table:
     rows = [
-        [e["entity_type"], e["support"], e["recall"], e["precision"]]
+        [held_out_name(e["eval_set"]), e["entity_type"], e["support"], e["recall"], e["precision"]]
         for e in evidence["pii_detector"]["entities"]
     ]
-    return ["entity type", "support", "recall", "precision"], rows
+    return ["held-out set", "entity type", "support", "recall", "precision"], rows
+
+
+def held_out_name(eval_set: str | None) -> str:
+    """bench/pii.py names a set `held-out:<name>:<locales>:...`; the name is what a reader needs."""
+    parts = (eval_set or "").split(":")
+    return parts[1] if len(parts) > 1 and parts[0] == "held-out" else (eval_set or "")
 
 
 def incidents(evidence: dict) -> Table:
