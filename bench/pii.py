@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from faker import Faker
 
-from resources.scrub import ner_model
+from resources.scrub import measured, ner_model
 from resources.scrub.config import ScrubConfig
 from resources.scrub.detection import Span, scrub_texts
 from resources.scrub.ner_model import HELD_OUT_LOCALES
@@ -497,6 +497,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--ledger", help="append the figures to this ledger's detector_benchmarks")
+    ap.add_argument(
+        "--save",
+        action="store_true",
+        help="keep the figures in resources/scrub/measured_quality.json, which the scrub stage"
+        " records in every ledger whose model is the one measured",
+    )
     args = ap.parse_args(argv)
 
     # Faker draws: 7 was for error analysis, 1000 a first test before the last rules; 2000 is
@@ -537,12 +543,15 @@ def main(argv: list[str] | None = None) -> int:
         mb = sum(len(d.text.encode()) for d in docs) / 1e6
         for label, (secs, _) in runs[name].items():
             rows += _rows(label, metrics[label], len(docs), mb, secs, eval_set)
+    run_id = f"bench-pii-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
     if args.ledger:
         from resources.core.ledger import Ledger
 
-        run_id = f"bench-pii-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
         Ledger(args.ledger).append("detector_benchmarks", rows, run_id)
         print(f"stored {len(rows)} rows in {args.ledger} (detector_benchmarks, run {run_id})")
+    if args.save:
+        model = ner_model.provenance(ner_model.ensure_model())["model_sha256"]
+        print(f"saved {len(rows)} rows of run {run_id} in {measured.save(rows, run_id, model)}")
     return 0
 
 

@@ -21,6 +21,7 @@ from resources.core.ledger import Ledger, evidence
 from resources.core.reasons import Reason
 from resources.core.records import DROP_SCHEMA, RECORD_SCHEMA, TEXT
 from resources.core.storage import data_version, read_stage, stage_path, write_stage
+from resources.scrub import measured
 from resources.scrub.config import ScrubConfig
 
 STAGE = "scrub"
@@ -203,7 +204,9 @@ def detector_model_row() -> dict:
 def run(config: ScrubConfig, ledger: Ledger, run_id: str, corpus: Corpus) -> ScrubOutcome:
     """Scrub every source, then re-scan the output sensitively and record what is left."""
     if config.ner:
-        ledger.append("detector_models", [detector_model_row()], run_id)
+        model = detector_model_row()
+        ledger.append("detector_models", [model], run_id)
+        measured.record(ledger, model["model_sha256"])
     outcome = scrub_stage(corpus.data_dir, corpus.source_ids, config, ledger, run_id)
     sources = upstream_sources(corpus.data_dir, corpus.source_ids)
     outcome.residual = rescan(corpus.data_dir, sources, config)
