@@ -8,7 +8,8 @@ import re
 import duckdb
 import polars as pl
 
-from resources.core.ledger import Ledger, LedgerError
+from resources.core.ledger import Ledger, LedgerError, LedgerReader
+from resources.core.ledger_lookup import LOOKUPS, prefix_key, prefix_range
 from resources.core.reasons import Reason, describe
 
 LIVE = "coalesce(run_id, '') NOT IN (SELECT run_id FROM failed_runs)"
@@ -21,7 +22,7 @@ QUALIFY row_number() OVER (PARTITION BY stage, source_id ORDER BY entry_seq DESC
 """
 
 
-def latest_counts(ledger: Ledger) -> pl.DataFrame:
+def latest_counts(ledger: Ledger | LedgerReader) -> pl.DataFrame:
     """The most recent stage count of every stage and source."""
     return ledger.query(LATEST_COUNTS + " ORDER BY source_id, recorded_at")
 
@@ -92,7 +93,56 @@ class UnsafeQuery(LedgerError):
     """SQL that is not exactly one SELECT statement."""
 
 
-_HEX_PREFIX = re.compile(r"[0-9a-f]{4,63}")
+HEX_PREFIX = re.compile(r"[0-9a-f]{4,63}")
+
+# `why` through the lookup tables (resources/core/ledger_lookup.py): each names candidate rows
+# by (entry_seq, row_no); the real columns are still compared, so a shared k returns nothing
+# extra. The *_SCAN twins are the same questions without the lookups (an older ledger opened
+# read-only has none); tests hold the two to the same answers.
+HITS = """
+    SELECT entry_seq, row_no FROM lookup_record_id WHERE k = $3
+    UNION ALL
+    SELECT entry_seq, row_no FROM lookup_source_key
+    WHERE k IN (md5_number_upper($1), md5_number_upper($2))
+"""
+_OCCURRENCES = """
+SELECT DISTINCT record_id, source_id, source_key, kind FROM records
+WHERE {where} (record_id = $1 OR source_key IN ($1, $2)) AND {live}
+UNION
+SELECT DISTINCT record_id, source_id, source_key, NULL FROM drops
+WHERE {where} stage = 'ingest' AND (record_id = $1 OR source_key IN ($1, $2)) AND {live}
+"""
+WHY_SCAN = _OCCURRENCES.format(where="", live=LIVE)
+WHY_LOOKUP = f"WITH hit AS ({HITS})" + _OCCURRENCES.format(
+    where="(entry_seq, row_no) IN (SELECT entry_seq, row_no FROM hit) AND", live=LIVE
+)
+_RESOLVE = """
+SELECT DISTINCT record_id FROM records WHERE {where} starts_with(record_id, $1) AND {live}
+ORDER BY record_id LIMIT 3
+"""
+RESOLVE_SCAN = _RESOLVE.format(where="", live=LIVE)
+RESOLVE_LOOKUP = (
+    "WITH hit AS (SELECT entry_seq, row_no FROM lookup_record_id WHERE k BETWEEN $2 AND $3)"
+    + _RESOLVE.format(
+        where="(entry_seq, row_no) IN (SELECT entry_seq, row_no FROM hit) AND", live=LIVE
+    )
+)
+_DROPS = """
+SELECT stage, reason, evidence, run_id, strftime(recorded_at, '%Y-%m-%dT%H:%M:%SZ') AS at
+FROM drops WHERE {where} source_id = $1 AND source_key = $2 AND {live} ORDER BY entry_seq
+"""
+DROPS_SCAN = _DROPS.format(where="", live=LIVE)
+DROPS_LOOKUP = (
+    "WITH hit AS (SELECT entry_seq, row_no FROM lookup_source_key"
+    " WHERE k = md5_number_upper($2))"
+    + _DROPS.format(
+        where="(entry_seq, row_no) IN (SELECT entry_seq, row_no FROM hit) AND", live=LIVE
+    )
+)
+
+
+def _has_lookups(reader: LedgerReader) -> bool:
+    return set(LOOKUPS) <= reader.tables()
 
 
 def user_sql(ledger: Ledger, sql: str) -> pl.DataFrame:
@@ -109,18 +159,21 @@ def user_sql(ledger: Ledger, sql: str) -> pl.DataFrame:
     return ledger.query(sql)
 
 
-def resolve_record_id(ledger: Ledger, key: str) -> str:
+def resolve_record_id(ledger: Ledger | LedgerReader, key: str) -> str:
     """``key`` itself, or the one live record id it is a prefix of (AmbiguousKey if several)."""
-    if not _HEX_PREFIX.fullmatch(key):
+    if not HEX_PREFIX.fullmatch(key):
         return key
-    found = ledger.query(
-        f"SELECT DISTINCT record_id FROM records WHERE starts_with(record_id, $1) AND {LIVE}"
-        " ORDER BY record_id LIMIT 3",
-        [key],
-    )["record_id"].to_list()
-    if len(found) > 1:
-        raise AmbiguousKey(f"{key!r} is a prefix of several record ids: {', '.join(found)}, ...")
-    return found[0] if found else key
+    if isinstance(ledger, Ledger):
+        with ledger.reader() as reader:
+            return resolve_record_id(reader, key)
+    if _has_lookups(ledger):
+        found = ledger.query(RESOLVE_LOOKUP, [key, *prefix_range(key)])
+    else:
+        found = ledger.query(RESOLVE_SCAN, [key])
+    names = found["record_id"].to_list()
+    if len(names) > 1:
+        raise AmbiguousKey(f"{key!r} is a prefix of several record ids: {', '.join(names)}, ...")
+    return names[0] if names else key
 
 
 def why(ledger: Ledger, key: str) -> list[dict]:
@@ -129,32 +182,25 @@ def why(ledger: Ledger, key: str) -> list[dict]:
     stored as its keyed hash; it is hashed the same way here."""
     from resources.scrub.keys import hashed_key
 
-    key = resolve_record_id(ledger, key)
-    occurrences = ledger.query(
-        f"""
-        SELECT DISTINCT record_id, source_id, source_key, kind FROM records
-        WHERE (record_id = $1 OR source_key IN ($1, $2)) AND {LIVE}
-        UNION
-        SELECT DISTINCT record_id, source_id, source_key, NULL FROM drops
-        WHERE stage = 'ingest' AND (record_id = $1 OR source_key IN ($1, $2)) AND {LIVE}
-        """,
-        [key, hashed_key(key)],
-    )
-    return [_occurrence(ledger, row) for row in occurrences.sort("source_id").to_dicts()]
+    with ledger.reader() as reader:
+        key = resolve_record_id(reader, key)
+        if _has_lookups(reader):
+            occurrences = reader.query(WHY_LOOKUP, [key, hashed_key(key), prefix_key(key)])
+        else:
+            occurrences = reader.query(WHY_SCAN, [key, hashed_key(key)])
+        rows = occurrences.sort("source_id").to_dicts()
+        return [_occurrence(reader, row) for row in rows]
 
 
-def _occurrence(ledger: Ledger, occ: dict) -> dict:
+def _occurrence(ledger: LedgerReader, occ: dict) -> dict:
     source = ledger.query(
         "SELECT uri, license, consent, strftime(retrieved_at, '%Y-%m-%dT%H:%M:%SZ') AS"
         " retrieved_at, owner, content_sha256 FROM sources WHERE source_id = ?"
         " ORDER BY entry_seq DESC LIMIT 1",
         [occ["source_id"]],
     ).to_dicts()
-    drops = ledger.query(
-        "SELECT stage, reason, evidence, run_id, strftime(recorded_at, '%Y-%m-%dT%H:%M:%SZ') AS at"
-        f" FROM drops WHERE source_id = ? AND source_key = ? AND {LIVE} ORDER BY entry_seq",
-        [occ["source_id"], occ["source_key"]],
-    ).to_dicts()
+    drops_sql = DROPS_LOOKUP if _has_lookups(ledger) else DROPS_SCAN
+    drops = ledger.query(drops_sql, [occ["source_id"], occ["source_key"]]).to_dicts()
     for drop in drops:
         drop["evidence"] = json.loads(drop["evidence"]) if drop["evidence"] else None
         drop["meaning"] = describe(Reason(drop["reason"]))

@@ -131,18 +131,20 @@ def test_an_empty_batch_appends_nothing(ledger):
 
 def _rewrite_chain(ledger: Ledger) -> None:
     """What someone who can edit the file can do: recompute every digest and entry_hash."""
-    from resources.core.ledger import GENESIS, _digest_sql, _entry_hash
+    from resources.core.ledger import GENESIS, _build_lookups, _entry_hash
+    from resources.core.ledger_digest import stream_entries
 
     con = duckdb.connect(str(ledger.path))
     prev = GENESIS
     for seq, table in con.execute("SELECT seq, tbl FROM chain ORDER BY seq").fetchall():
-        digest = con.execute(_digest_sql(con, table, f"entry_seq = {seq}")).fetchall()[0][1]
+        digest = stream_entries(con, table, f"entry_seq = {seq}")[seq][0]
         entry_hash = _entry_hash(prev, digest)
         con.execute(
             "UPDATE chain SET batch_digest = ?, prev_hash = ?, entry_hash = ? WHERE seq = ?",
             [digest, prev, entry_hash, seq],
         )
         prev = entry_hash
+    _build_lookups(con)  # the derived lookup tables too
     con.close()
 
 
@@ -194,6 +196,8 @@ def test_a_truncation_is_named(checkpointed):
     _sql(checkpointed, "DELETE FROM drops")
     _sql(checkpointed, "DELETE FROM checkpoints")
     _sql(checkpointed, "DELETE FROM chain WHERE seq >= 2")
+    for lookup in ("lookup_record_id", "lookup_source_key"):  # derived: truncated alike
+        _sql(checkpointed, f"DELETE FROM {lookup} WHERE entry_seq >= 2")
     assert checkpointed._walk_chain().ok  # a shorter chain is still a valid chain
     result = checkpointed.verify()
     assert not result.ok and result.first_bad == 3

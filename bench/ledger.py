@@ -1,0 +1,267 @@
+"""The ledger at scale: append rows/s, `why` latency, verify time and peak RSS, bytes/record.
+
+    nice -n 10 .venv/bin/python bench/ledger.py                    # 1M and 10M records
+    nice -n 10 .venv/bin/python bench/ledger.py --sizes 1000000    # one size
+    nice -n 10 .venv/bin/python bench/ledger.py --hundred-million  # adds 100M (on disk, slow)
+
+Synthetic record rows (sha256-like hex record ids, 100 sources, source keys like
+``file-00042.jsonl:117``, 1% of items also dropped at ingest) are appended through
+``Ledger.append`` in batches of 1M rows. Every measurement runs in its own child process, so
+its peak RSS is its own. Each figure is printed beside a baseline on the same ledger: `why`
+beside the scan query it replaced (resources.core.audit.WHY_SCAN), append and verify beside
+the v1 digest (sha256 per row and string_agg inside DuckDB, what every append and verify did
+before format v2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+BATCH = 1_000_000
+KEYS = 100
+INCREMENT = 100_000
+HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+
+
+def synthetic_records(start: int, n: int, seed: int) -> pa.Table:
+    """n record rows, vectorised: random 64-hex ids, 100 sources, file:line source keys."""
+    rng = np.random.default_rng(seed)
+    raw = rng.integers(0, 256, (n, 32), dtype=np.uint8)
+    chars = np.empty((n, 64), np.uint8)
+    chars[:, 0::2], chars[:, 1::2] = HEX[raw >> 4], HEX[raw & 15]
+    ids = pa.array(chars.view("S64").ravel()).cast(pa.string())
+    index = np.arange(start, start + n)
+    source = pc.binary_join_element_wise("src-", pa.array(index % 100).cast(pa.string()), "")
+    key = pc.binary_join_element_wise(
+        "file-",
+        pc.utf8_lpad(pa.array(index // 1000).cast(pa.string()), 5, "0"),
+        ".jsonl:",
+        pa.array(index % 1000).cast(pa.string()),
+        "",
+    )
+    return pa.table(
+        {
+            "record_id": ids,
+            "source_id": source,
+            "source_key": key,
+            "kind": pa.array(np.full(n, "text")),
+            "size_bytes": pa.array(rng.integers(50, 5000, n)),
+        }
+    )
+
+
+def _drops(records: pa.Table) -> pa.Table:
+    """1% of the items also dropped at ingest (what `why` unions with records)."""
+    picked = records.slice(0, len(records) // 100)
+    n = len(picked)
+    return pa.table(
+        {
+            "stage": pa.array(np.full(n, "ingest")),
+            "record_id": picked["record_id"],
+            "source_id": picked["source_id"],
+            "source_key": picked["source_key"],
+            "reason": pa.array(np.full(n, "malformed")),
+            "evidence": pa.array(np.full(n, '{"detail":"synthetic"}')),
+        }
+    )
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def build(path: str, n: int) -> dict:
+    """Append n records (and 1% drops) in batches; time only the appends."""
+    from resources.core.ledger import Ledger
+
+    ledger = Ledger(path)
+    seconds, rows = 0.0, 0
+    ledger.append("runs", [{"run_id": "bench", "job": "bench", "code_version": "0"}], "bench")
+    with ledger.writer() as writer:
+        for start in range(0, n, BATCH):
+            batch = synthetic_records(start, min(BATCH, n - start), seed=start)
+            drops = _drops(batch)
+            began = time.perf_counter()
+            writer.append_many([("records", batch), ("drops", drops)], "bench")
+            seconds += time.perf_counter() - began
+            rows += len(batch) + len(drops)
+    size = Path(path).stat().st_size
+    return {"append_rows_per_s": rows / seconds, "bytes_per_record": size / n, "rss_mb": _peak_mb()}
+
+
+def append_v1(path: str, n: int) -> dict:
+    """The v1 append on the same rows, into a plain table: insert, then the v1 digest SQL."""
+    import duckdb
+
+    from resources.core.ledger import BOOKKEEPING_DDL
+    from resources.core.ledger_digest import v1_sql
+    from resources.core.ledger_tables import TABLES
+
+    con = duckdb.connect(path)
+    con.execute(f"CREATE TABLE records ({TABLES['records']}, {BOOKKEEPING_DDL})")
+    seconds = 0.0
+    n = min(n, 2 * BATCH)  # two batches are enough for a rate
+    for seq, start in enumerate(range(0, n, BATCH), 1):
+        batch = synthetic_records(start, min(BATCH, n - start), seed=start)
+        began = time.perf_counter()
+        batch = batch.append_column("entry_seq", pa.array(np.full(len(batch), seq)))
+        batch = batch.append_column("row_no", pa.array(range(len(batch)), pa.int64()))
+        con.register("_batch", batch)
+        con.begin()
+        con.execute("INSERT INTO records BY NAME SELECT *, now() AS recorded_at FROM _batch")
+        con.execute(v1_sql(con, "records", f"entry_seq = {seq}")).fetchall()
+        con.commit()
+        con.unregister("_batch")
+        seconds += time.perf_counter() - began
+    return {"append_rows_per_s": n / seconds, "rss_mb": _peak_mb()}
+
+
+def why_latency(path: str, n: int, mode: str) -> dict:
+    """Median and p99 over 100 random keys of audit.why (lookup) or the scan query."""
+    from resources.core import audit
+    from resources.core.ledger import Ledger
+
+    ledger = Ledger(path)
+    with ledger.reader() as reader:
+        rows = reader.query(
+            f"SELECT record_id, source_key FROM records USING SAMPLE {KEYS} ROWS (reservoir, 7)"
+        ).to_dicts()
+    keys = {
+        "record_id": [r["record_id"] for r in rows],
+        "source_key": [r["source_key"] for r in rows],
+        "prefix": [r["record_id"][:12] for r in rows],
+    }
+    out = {}
+    for kind, values in keys.items():
+        times = []
+        for value in values:
+            began = time.perf_counter()
+            found = audit.why(ledger, value) if mode == "lookup" else _scan(ledger, value)
+            times.append(time.perf_counter() - began)
+            assert found, f"{kind} {value} not found"
+        out[kind] = (statistics.median(times) * 1000, float(np.percentile(times, 99)) * 1000)
+    out["rss_mb"] = _peak_mb()
+    return out
+
+
+def _scan(ledger, key: str) -> list[dict]:
+    """The baseline: the scan queries `why` ran before the lookup tables."""
+    from resources.core import audit
+    from resources.scrub.keys import hashed_key
+
+    with ledger.reader() as reader:
+        if audit.HEX_PREFIX.fullmatch(key):
+            found = reader.query(audit.RESOLVE_SCAN, [key])["record_id"].to_list()
+            key = found[0] if len(found) == 1 else key
+        return reader.query(audit.WHY_SCAN, [key, hashed_key(key)]).to_dicts()
+
+
+def verify(path: str, since_checkpoint: bool) -> dict:
+    from resources.core.ledger import Ledger
+
+    began = time.perf_counter()
+    result = Ledger(path).verify(since_checkpoint=since_checkpoint)
+    seconds = time.perf_counter() - began
+    assert result.ok, result
+    return {"seconds": seconds, "rows": result.rows_checked, "rss_mb": _peak_mb()}
+
+
+def verify_v1(path: str) -> dict:
+    """The v1 verify's digest query over the records table (its GROUP BY holds every row)."""
+    import duckdb
+
+    from resources.core.ledger_digest import v1_sql
+
+    con = duckdb.connect(path, read_only=True)
+    began = time.perf_counter()
+    con.execute(v1_sql(con, "records")).fetchall()
+    return {"seconds": time.perf_counter() - began, "rss_mb": _peak_mb()}
+
+
+def checkpoint_and_append(path: str, n: int) -> dict:
+    """Sign the head, then append INCREMENT more records: what a daily verify would see."""
+    from resources.core.ledger import Ledger
+    from resources.core.signing import Signer
+
+    ledger = Ledger(path)
+    ledger.checkpoint(Signer.generate(), "bench")
+    ledger.append("records", synthetic_records(n, INCREMENT, seed=n), "bench")
+    return {}
+
+
+def _child(target, args) -> dict:
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        return pool.apply(target, args)
+
+
+def bench(n: int, root: Path) -> None:
+    path = str(root / f"ledger-{n}.duckdb")
+    for suffix in ("", ".lock", ".checkpoints.jsonl"):
+        Path(path + suffix).unlink(missing_ok=True)
+    built = _child(build, (path, n))
+    old_append = _child(append_v1, (str(root / f"v1-{n}.duckdb"), n))
+    Path(root / f"v1-{n}.duckdb").unlink()
+    lookup = _child(why_latency, (path, n, "lookup"))
+    scan = _child(why_latency, (path, n, "scan"))
+    full = _child(verify, (path, False))
+    old_verify = _child(verify_v1, (path,))
+    _child(checkpoint_and_append, (path, n))
+    incremental = _child(verify, (path, True))
+    print(f"\n== {n:,} records  ({built['bytes_per_record']:.0f} ledger bytes/record)")
+    rate, old_rate = built["append_rows_per_s"], old_append["append_rows_per_s"]
+    print(
+        f"append        {rate:>12,.0f} rows/s   v1 {old_rate:>10,.0f} rows/s"
+        f"   x{rate / old_rate:.1f}"
+    )
+    for kind in ("record_id", "source_key", "prefix"):
+        (med, p99), (smed, sp99) = lookup[kind], scan[kind]
+        print(
+            f"why {kind:<10} median {med:7.1f} ms  p99 {p99:7.1f} ms   scan median"
+            f" {smed:7.1f} ms  p99 {sp99:7.1f} ms   x{smed / med:.0f}"
+        )
+    print(
+        f"verify full   {full['seconds']:7.2f} s  peak RSS {full['rss_mb']:6.0f} MB"
+        f"   v1 digest query {old_verify['seconds']:7.2f} s"
+        f"  peak RSS {old_verify['rss_mb']:6.0f} MB"
+    )
+    print(
+        f"verify incr.  {incremental['seconds']:7.2f} s  peak RSS {incremental['rss_mb']:6.0f} MB"
+        f"   ({incremental['rows']:,} rows re-read after the checkpoint;"
+        f" full {full['seconds'] / incremental['seconds']:.0f}x longer)"
+    )
+    for suffix in ("", ".lock", ".checkpoints.jsonl"):
+        Path(path + suffix).unlink(missing_ok=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000000,10000000")
+    parser.add_argument("--hundred-million", action="store_true", help="also 100M records")
+    parser.add_argument("--dir", default=None, help="where the ledgers go (default: a temp dir)")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.hundred_million:
+        sizes.append(100_000_000)
+        os.nice(10)
+    with tempfile.TemporaryDirectory(dir=args.dir) as root:
+        for n in sizes:
+            bench(n, Path(root))
+
+
+if __name__ == "__main__":
+    main()
