@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("ASSAY_PII_SALT", "bench-ledger")  # why hashes keys; no PII here
 
 BATCH = 1_000_000
 KEYS = 100

@@ -9,8 +9,10 @@ import duckdb
 import polars as pl
 
 from resources.core.ledger import Ledger, LedgerError, LedgerReader
-from resources.core.ledger_lookup import LOOKUPS, prefix_key, prefix_range
+from resources.core.ledger_lookup import LOOKUPS, key_of, prefix_range
 from resources.core.reasons import Reason, describe
+
+SOURCE_KEY = "lookup_source_key"
 
 LIVE = "coalesce(run_id, '') NOT IN (SELECT run_id FROM failed_runs)"
 """Rows of runs that did not die or fail: what counts, why and the gate look at."""
@@ -102,8 +104,7 @@ HEX_PREFIX = re.compile(r"[0-9a-f]{4,63}")
 HITS = """
     SELECT entry_seq, row_no FROM lookup_record_id WHERE k = $3
     UNION ALL
-    SELECT entry_seq, row_no FROM lookup_source_key
-    WHERE k IN (md5_number_upper($1), md5_number_upper($2))
+    SELECT entry_seq, row_no FROM lookup_source_key WHERE k IN ($4, $5)
 """
 _OCCURRENCES = """
 SELECT DISTINCT record_id, source_id, source_key, kind FROM records
@@ -133,8 +134,7 @@ FROM drops WHERE {where} source_id = $1 AND source_key = $2 AND {live} ORDER BY 
 """
 DROPS_SCAN = _DROPS.format(where="", live=LIVE)
 DROPS_LOOKUP = (
-    "WITH hit AS (SELECT entry_seq, row_no FROM lookup_source_key"
-    " WHERE k = md5_number_upper($2))"
+    "WITH hit AS (SELECT entry_seq, row_no FROM lookup_source_key WHERE k = $3)"
     + _DROPS.format(
         where="(entry_seq, row_no) IN (SELECT entry_seq, row_no FROM hit) AND", live=LIVE
     )
@@ -185,7 +185,12 @@ def why(ledger: Ledger, key: str) -> list[dict]:
     with ledger.reader() as reader:
         key = resolve_record_id(reader, key)
         if _has_lookups(reader):
-            occurrences = reader.query(WHY_LOOKUP, [key, hashed_key(key), prefix_key(key)])
+            hashed = hashed_key(key)
+            keys = [
+                key_of("lookup_record_id", key),
+                *(key_of(SOURCE_KEY, k) for k in (key, hashed)),
+            ]
+            occurrences = reader.query(WHY_LOOKUP, [key, hashed, *keys])
         else:
             occurrences = reader.query(WHY_SCAN, [key, hashed_key(key)])
         rows = occurrences.sort("source_id").to_dicts()
@@ -199,8 +204,12 @@ def _occurrence(ledger: LedgerReader, occ: dict) -> dict:
         " ORDER BY entry_seq DESC LIMIT 1",
         [occ["source_id"]],
     ).to_dicts()
-    drops_sql = DROPS_LOOKUP if _has_lookups(ledger) else DROPS_SCAN
-    drops = ledger.query(drops_sql, [occ["source_id"], occ["source_key"]]).to_dicts()
+    params = [occ["source_id"], occ["source_key"]]
+    if _has_lookups(ledger):
+        drops = ledger.query(DROPS_LOOKUP, [*params, key_of(SOURCE_KEY, occ["source_key"])])
+    else:
+        drops = ledger.query(DROPS_SCAN, params)
+    drops = drops.to_dicts()
     for drop in drops:
         drop["evidence"] = json.loads(drop["evidence"]) if drop["evidence"] else None
         drop["meaning"] = describe(Reason(drop["reason"]))

@@ -19,6 +19,7 @@ import json
 import os
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,15 +31,21 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from resources.core.ledger_digest import V2, stream_entries, v1_digests
+from resources.core.ledger_digest import (
+    V2,
+    arrow_digest,
+    canonical_columns,
+    stream_entries,
+    v1_digests,
+)
 from resources.core.ledger_lookup import (
     INDEXED_TABLES,
     LOOKUP_DDL,
-    LOOKUP_STREAM_SQL,
     LOOKUPS,
-    LookupBuilder,
-    lookup_writer,
+    DerivedLookups,
+    lookup_rows,
     stored_lookup_digests,
+    write_lookups,
 )
 from resources.core.ledger_tables import TABLES
 from resources.core.signing import Signer, verify_signature
@@ -55,6 +62,8 @@ Rows = pl.DataFrame | pa.Table | Sequence[dict]
 
 MAX_ENTRY_ROWS = 1 << 20
 """Rows per chain entry at most; a larger batch is split into several entries."""
+PARALLEL_ROWS = 50_000
+"""From this many rows, a batch is hashed in a second thread while DuckDB inserts it."""
 
 SANDBOX = {
     "enable_external_access": False,
@@ -344,15 +353,12 @@ class LedgerWriter:
         n_rows = batch.num_rows
         batch = batch.append_column("entry_seq", pa.array(np.full(n_rows, seq, np.int64)))
         batch = batch.append_column("row_no", pa.array(np.arange(n_rows, dtype=np.int64)))
-        con.register("_batch", batch)
-        try:
-            con.execute(
-                f"INSERT INTO {table} BY NAME SELECT *, ?::TIMESTAMPTZ AS recorded_at FROM _batch",
-                [now],
-            )
-        finally:
-            con.unregister("_batch")
-        digest = _digest_and_index(con, table, seq)
+        batch = batch.append_column("recorded_at", _timestamps(now, n_rows))
+        digest, lookups = self._insert(table, batch, seq)
+        if digest is None:  # a column DuckDB converts on the way in: hash what it stored
+            digest = stream_entries(con, table, f"entry_seq = {seq}")[seq][0]
+            lookups = _stored_lookups(con, table, seq)
+        write_lookups(con, lookups)
         entry_hash = _entry_hash(prev_hash, digest)
         con.execute(
             "INSERT INTO chain VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -360,16 +366,40 @@ class LedgerWriter:
         )
         return seq
 
+    def _insert(self, table: str, batch: pa.Table, seq: int) -> tuple[str | None, dict]:
+        """INSERT the batch while a second thread hashes it and derives its lookup rows
+        (numpy and hashlib release the GIL, DuckDB too): (digest or None, lookup rows)."""
+        columns = canonical_columns(self._con, table)
+        indexed = table in INDEXED_TABLES
 
-def _digest_and_index(con: duckdb.DuckDBPyConnection, table: str, seq: int) -> str:
-    """The v2 digest of one stored entry; for an indexed table, write its lookup rows too."""
-    indexed = table in INDEXED_TABLES
-    builder = LookupBuilder(lookup_writer(con)) if indexed else None
-    extra = LOOKUP_STREAM_SQL if indexed else ""
-    digests = stream_entries(con, table, f"entry_seq = {seq}", extra, builder)
-    if builder is not None:
-        builder.finish()  # after the stream ends: the sink runs SQL on the same connection
-    return digests[seq][0]
+        def derive() -> tuple[str | None, dict]:
+            digest = arrow_digest(table, columns, batch)
+            return digest, (lookup_rows(batch, seq) if indexed and digest else {})
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-digest") as pool:
+            derived = pool.submit(derive) if batch.num_rows >= PARALLEL_ROWS else None
+            self._con.register("_batch", batch)
+            try:
+                self._con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _batch")
+            finally:
+                self._con.unregister("_batch")
+            return derived.result() if derived is not None else derive()
+
+
+def _stored_lookups(con: duckdb.DuckDBPyConnection, table: str, seq: int) -> dict[str, pa.Table]:
+    """An entry's lookup rows derived from its stored rows."""
+    if table not in INDEXED_TABLES:
+        return {}
+    stored = con.sql(
+        f"SELECT record_id, source_key, row_no FROM {table} WHERE entry_seq = {int(seq)}"
+    ).to_arrow_table()
+    return lookup_rows(stored, seq)
+
+
+def _timestamps(moment: datetime, n: int) -> pa.Array:
+    """``n`` copies of one UTC instant, microseconds, as DuckDB stores a TIMESTAMPTZ."""
+    micros = pa.scalar(moment, pa.timestamp("us", tz="UTC")).value
+    return pa.array(np.full(n, micros, np.int64)).cast(pa.timestamp("us", tz="UTC"))
 
 
 def stage_counts(
@@ -396,18 +426,18 @@ def _as_arrow(table: str, rows: Rows, run_id: str | None) -> pa.Table:
     if table not in TABLES:
         raise LedgerError(f"unknown ledger table {table!r}; declare it in ledger_tables.py")
     if isinstance(rows, pa.Table):
-        frame = pl.from_arrow(rows)
+        arrow = rows
     elif isinstance(rows, pl.DataFrame):
-        frame = rows
+        arrow = rows.to_arrow()
     else:
-        frame = pl.DataFrame(list(rows), infer_schema_length=None)
+        arrow = pl.DataFrame(list(rows), infer_schema_length=None).to_arrow()
     columns = _declared_columns(table)
-    if run_id is not None and "run_id" in columns and "run_id" not in frame.columns:
-        frame = frame.with_columns(pl.lit(run_id).alias("run_id"))
-    unknown = [c for c in frame.columns if c not in columns]
+    if run_id is not None and "run_id" in columns and "run_id" not in arrow.column_names:
+        arrow = arrow.append_column("run_id", pa.repeat(pa.scalar(run_id), arrow.num_rows))
+    unknown = [c for c in arrow.column_names if c not in columns]
     if unknown:
         raise LedgerError(f"table {table!r} has no column(s) {unknown}")
-    return frame.to_arrow()
+    return arrow
 
 
 def _declared_columns(table: str) -> list[str]:
@@ -439,9 +469,7 @@ def _build_lookups(con: duckdb.DuckDBPyConnection) -> None:
             f"SELECT seq, tbl FROM chain WHERE tbl IN ({listed}) ORDER BY seq"
         ).fetchall()
         for seq, table in entries:
-            builder = LookupBuilder(lookup_writer(con))
-            stream_entries(con, table, f"entry_seq = {seq}", LOOKUP_STREAM_SQL, builder)
-            builder.finish()
+            write_lookups(con, _stored_lookups(con, table, seq))
         con.commit()
     except BaseException:
         con.rollback()
@@ -480,11 +508,10 @@ def _walk(con: duckdb.DuckDBPyConnection, since: int = 0) -> Verification:
     indexed = set(LOOKUPS) <= present
     where = f"entry_seq > {since}"
     stored: dict[str, dict[int, tuple[str, int]]] = {}
-    derived = LookupBuilder()
+    derived = DerivedLookups()
     for table in tables:
-        builder = derived if indexed and table in INDEXED_TABLES else None
-        extra = LOOKUP_STREAM_SQL if builder is not None else ""
-        stored[table] = stream_entries(con, table, where, extra, builder)
+        consumer = derived if indexed and table in INDEXED_TABLES else None
+        stored[table] = stream_entries(con, table, where, consumer=consumer)
         derived.finish()
     for table in tables:  # entries written before format v2 are checked by their own SQL
         v1 = [s for s, t, _, d, _, _ in chain if t == table and s > since and not _is_v2(d)]
@@ -543,7 +570,7 @@ def _row_counts(
     even before the checkpoint an incremental verify starts from, changes a count."""
     for table in tables:
         claimed = sum(n for _, tbl, n, *_ in chain if tbl == table)
-        held = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        held = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
         if held != claimed:
             first = next((seq for seq, tbl, *_ in chain if tbl == table), 0)
             return first, f"{table} holds {held} rows but its entries claim {claimed}"
@@ -551,7 +578,7 @@ def _row_counts(
 
 
 def _lookup_problem(
-    con: duckdb.DuckDBPyConnection, derived: LookupBuilder, where: str
+    con: duckdb.DuckDBPyConnection, derived: DerivedLookups, where: str
 ) -> tuple[int, str] | None:
     """The lookup rows of each entry are exactly those derived from its chained rows."""
     for table, expected in derived.digests.items():

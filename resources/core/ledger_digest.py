@@ -42,23 +42,74 @@ class OutOfOrder(Exception):
     """Rows of a table were not stored in (entry_seq, row_no) order."""
 
 
-def canonical_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str, str]]:
-    """(name, kind, SQL expression) of every hashed column, in the table's column order."""
+Column = tuple[str, str, str, str]
+"""(name, kind, SQL expression giving its canonical value, DuckDB type) of a hashed column."""
+
+
+def canonical_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[Column]:
+    """Every hashed column of ``table``, in the table's column order."""
     out = []
     for name, dtype, *_ in con.execute(f"DESCRIBE {table}").fetchall():
         if name == "entry_seq":
             continue
         if dtype in _INTEGERS:
-            out.append((name, "int", f'CAST("{name}" AS BIGINT)'))
+            out.append((name, "int", f'CAST("{name}" AS BIGINT)', dtype))
         elif dtype in ("DOUBLE", "FLOAT"):
-            out.append((name, "float", f'CAST("{name}" AS DOUBLE)'))
+            out.append((name, "float", f'CAST("{name}" AS DOUBLE)', dtype))
         elif dtype == "BOOLEAN":
-            out.append((name, "bool", f'"{name}"'))
+            out.append((name, "bool", f'"{name}"', dtype))
         elif dtype.startswith("TIMESTAMP"):
-            out.append((name, "int", f'epoch_us("{name}")'))
+            out.append((name, "int", f'epoch_us("{name}")', dtype))
         else:
-            out.append((name, "text", f'CAST("{name}" AS VARCHAR)'))
+            out.append((name, "text", f'CAST("{name}" AS VARCHAR)', dtype))
     return out
+
+
+_CANONICAL_TYPES = {
+    "int": pa.int64(),
+    "float": pa.float64(),
+    "bool": pa.bool_(),
+    "text": pa.large_string(),
+}
+
+
+def arrow_digest(table: str, columns: list[Column], batch: pa.Table) -> str | None:
+    """The v2 digest of ``batch`` as DuckDB will store it, computed before the insert, when
+    every column's Arrow type stores unchanged (integers into integer columns, microsecond
+    timestamps, text into text...); None when one might not (the caller then reads back)."""
+    arrays = {}
+    for name, kind, _, dtype in columns:
+        arrays[name] = _stored_as(batch, name, kind, dtype)
+        if arrays[name] is None:
+            return None
+    hasher = _EntryHash(table, columns)
+    hasher.update(pa.table(arrays))
+    return hasher.hexdigest()
+
+
+def _stored_as(batch: pa.Table, name: str, kind: str, dtype: str) -> pa.Array | None:
+    canonical = _CANONICAL_TYPES[kind]
+    if name not in batch.column_names:
+        return pa.nulls(batch.num_rows, canonical)  # INSERT BY NAME stores NULL
+    array = batch.column(name).combine_chunks()
+    kind_of = array.type
+    if pa.types.is_null(kind_of):
+        return pa.nulls(batch.num_rows, canonical)
+    fits = {
+        "int": pa.types.is_integer(kind_of) and dtype in _INTEGERS,
+        "float": pa.types.is_floating(kind_of),
+        "bool": pa.types.is_boolean(kind_of),
+        "text": dtype == "VARCHAR"
+        and (
+            pa.types.is_string(kind_of)
+            or pa.types.is_large_string(kind_of)
+            or pa.types.is_string_view(kind_of)
+        ),
+    }[kind]
+    if kind == "int" and dtype.startswith("TIMESTAMP"):
+        fits = pa.types.is_timestamp(kind_of) and kind_of.unit == "us"
+        return array.cast(pa.int64()) if fits else None
+    return array.cast(canonical) if fits else None
 
 
 @dataclass
@@ -66,16 +117,16 @@ class _EntryHash:
     """The running column-wise hash of one entry's rows."""
 
     table: str
-    columns: list[tuple[str, str, str]]
+    columns: list[Column]
     rows: int = 0
     streams: list[list] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.streams = [[hashlib.sha256() for _ in range(3)] for _ in self.columns]
 
-    def update(self, batch: pa.RecordBatch) -> None:
+    def update(self, batch: pa.RecordBatch | pa.Table) -> None:
         self.rows += batch.num_rows
-        for (name, kind, _), streams in zip(self.columns, self.streams, strict=True):
+        for (name, kind, *_), streams in zip(self.columns, self.streams, strict=True):
             for stream, part in zip(streams, _column_parts(batch.column(name), kind), strict=True):
                 stream.update(part)
 
@@ -83,14 +134,19 @@ class _EntryHash:
         head = f"assay-ledger-v2|{self.table}|{self.rows}"
         cols = "".join(
             f"|{name}:{kind}:" + ":".join(s.hexdigest() for s in streams)
-            for (name, kind, _), streams in zip(self.columns, self.streams, strict=True)
+            for (name, kind, *_), streams in zip(self.columns, self.streams, strict=True)
         )
         return V2 + hashlib.sha256((head + cols).encode("utf-8")).hexdigest()
 
 
 def _column_parts(array: pa.Array, kind: str) -> tuple[bytes, bytes, bytes | memoryview]:
     """Validity, values and (text only) UTF-8 bytes of one column slice."""
-    valid = array.is_valid().to_numpy(zero_copy_only=False).astype(np.uint8).tobytes()
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if array.null_count:
+        valid = array.is_valid().to_numpy(zero_copy_only=False).astype(np.uint8).tobytes()
+    else:
+        valid = b"\x01" * len(array)
     if kind == "text":
         array = array.cast(pa.large_string())
         if array.null_count:
@@ -132,12 +188,12 @@ def stream_entries(
 
 def _stream(con, table, where, extra, consumer, ordered: bool) -> dict[int, tuple[str, int]]:
     columns = canonical_columns(con, table)
-    select = ", ".join(f'{expr} AS "{name}"' for name, _, expr in columns)
+    select = ", ".join(f'{expr} AS "{name}"' for name, _, expr, _ in columns)
     sql = f"SELECT entry_seq AS __seq, {select}{', ' + extra if extra else ''} FROM {table}"
     sql += f" WHERE {where}" + (" ORDER BY entry_seq, row_no" if ordered else "")
     done: dict[int, tuple[str, int]] = {}
     current: _EntryHash | None = None
-    current_seq, last = None, (-(2**63), -(2**63))
+    current_seq, last = None, (-1, -1)  # a stored entry_seq < 0 is out of order anyway
     for batch in con.sql(sql).to_arrow_reader(STREAM_ROWS):
         if not batch.num_rows:
             continue
