@@ -176,25 +176,29 @@ def resolve_record_id(ledger: Ledger | LedgerReader, key: str) -> str:
     return names[0] if names else key
 
 
-def why(ledger: Ledger, key: str) -> list[dict]:
+def why(ledger: Ledger | LedgerReader, key: str) -> list[dict]:
     """Every occurrence of a record_id (or a unique prefix of one) or source_key: source,
     license, consent, and fate. Rows of failed runs are left out. A raw key that held PII was
-    stored as its keyed hash; it is hashed the same way here."""
+    stored as its keyed hash; it is hashed the same way here. Pass a LedgerReader to ask
+    many questions on one connection (opening one costs tens of ms, whatever the size)."""
     from resources.scrub.keys import hashed_key
 
-    with ledger.reader() as reader:
-        key = resolve_record_id(reader, key)
-        if _has_lookups(reader):
-            hashed = hashed_key(key)
-            keys = [
-                key_of("lookup_record_id", key),
-                *(key_of(SOURCE_KEY, k) for k in (key, hashed)),
-            ]
-            occurrences = reader.query(WHY_LOOKUP, [key, hashed, *keys])
-        else:
-            occurrences = reader.query(WHY_SCAN, [key, hashed_key(key)])
-        rows = occurrences.sort("source_id").to_dicts()
-        return [_occurrence(reader, row) for row in rows]
+    if isinstance(ledger, Ledger):
+        with ledger.reader() as reader:
+            return why(reader, key)
+    reader = ledger
+    key = resolve_record_id(reader, key)
+    if _has_lookups(reader):
+        hashed = hashed_key(key)
+        keys = [
+            key_of("lookup_record_id", key),
+            *(key_of(SOURCE_KEY, k) for k in (key, hashed)),
+        ]
+        occurrences = reader.query(WHY_LOOKUP, [key, hashed, *keys])
+    else:
+        occurrences = reader.query(WHY_SCAN, [key, hashed_key(key)])
+    rows = occurrences.sort("source_id").to_dicts()
+    return [_occurrence(reader, row) for row in rows]
 
 
 def _occurrence(ledger: LedgerReader, occ: dict) -> dict:

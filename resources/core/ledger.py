@@ -308,12 +308,16 @@ class LedgerReader:
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con = con
+        self._tables: set[str] | None = None
 
     def query(self, sql: str, params: Sequence | None = None) -> pl.DataFrame:
         return self._con.sql(sql, params=list(params) if params else None).pl()
 
     def tables(self) -> set[str]:
-        return _present_tables(self._con)
+        """The tables present (read once: nothing can add one while this reader is open)."""
+        if self._tables is None:
+            self._tables = _present_tables(self._con)
+        return self._tables
 
 
 class LedgerWriter:
