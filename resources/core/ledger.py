@@ -110,7 +110,7 @@ class Ledger:
     # -- writing -------------------------------------------------------------------------
 
     def append(self, table: str, rows: Rows, run_id: str | None = None) -> int | None:
-        """Append one batch to ``table``; the new entry's chain seq (None for no rows)."""
+        """Append one batch to ``table``; the chain seq of its (last) entry, None for no rows."""
         with self.writer() as writer:
             return writer.append(table, rows, run_id)
 
@@ -328,7 +328,7 @@ class LedgerWriter:
 
     def append(self, table: str, rows: Rows, run_id: str | None = None) -> int | None:
         seqs = self.append_many([(table, rows)], run_id)
-        return seqs[0] if seqs else None
+        return seqs[-1] if seqs else None
 
     def append_many(
         self, batches: Sequence[tuple[str, Rows]], run_id: str | None = None
