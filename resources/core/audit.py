@@ -102,9 +102,9 @@ HEX_PREFIX = re.compile(r"[0-9a-f]{4,63}")
 # extra. The *_SCAN twins are the same questions without the lookups (an older ledger opened
 # read-only has none); tests hold the two to the same answers.
 HITS = """
-    SELECT entry_seq, row_no FROM lookup_record_id WHERE k = $3
+    SELECT entry_seq, row_no FROM lookup_record_id WHERE k = $3::UBIGINT
     UNION ALL
-    SELECT entry_seq, row_no FROM lookup_source_key WHERE k IN ($4, $5)
+    SELECT entry_seq, row_no FROM lookup_source_key WHERE k IN ($4::UBIGINT, $5::UBIGINT)
 """
 _OCCURRENCES = """
 SELECT DISTINCT record_id, source_id, source_key, kind FROM records
@@ -123,7 +123,8 @@ ORDER BY record_id LIMIT 3
 """
 RESOLVE_SCAN = _RESOLVE.format(where="", live=LIVE)
 RESOLVE_LOOKUP = (
-    "WITH hit AS (SELECT entry_seq, row_no FROM lookup_record_id WHERE k BETWEEN $2 AND $3)"
+    "WITH hit AS (SELECT entry_seq, row_no FROM lookup_record_id"
+    " WHERE k BETWEEN $2::UBIGINT AND $3::UBIGINT)"
     + _RESOLVE.format(
         where="(entry_seq, row_no) IN (SELECT entry_seq, row_no FROM hit) AND", live=LIVE
     )
@@ -134,7 +135,7 @@ FROM drops WHERE {where} source_id = $1 AND source_key = $2 AND {live} ORDER BY 
 """
 DROPS_SCAN = _DROPS.format(where="", live=LIVE)
 DROPS_LOOKUP = (
-    "WITH hit AS (SELECT entry_seq, row_no FROM lookup_source_key WHERE k = $3)"
+    "WITH hit AS (SELECT entry_seq, row_no FROM lookup_source_key WHERE k = $3::UBIGINT)"
     + _DROPS.format(
         where="(entry_seq, row_no) IN (SELECT entry_seq, row_no FROM hit) AND", live=LIVE
     )

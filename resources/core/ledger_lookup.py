@@ -75,10 +75,13 @@ def text_hashes(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         powers = np.ones(longest, np.uint64)
         with np.errstate(over="ignore"):
             powers[1:] = np.cumprod(np.full(longest - 1, _MULTIPLIER, np.uint64))
-            position = np.arange(len(data)) - np.repeat(offsets[:-1], lengths)
-            terms = (data.astype(np.uint64) + np.uint64(1)) * powers[position]
             filled = np.flatnonzero(lengths)
-            sums[filled] = np.add.reduceat(terms, offsets[:-1][filled])
+            starts = offsets[:-1][filled]
+            segment = np.zeros(len(data), np.int64)  # each byte's string start, no np.repeat
+            segment[starts] = starts
+            position = np.arange(len(data)) - np.maximum.accumulate(segment)
+            terms = (data.astype(np.uint64) + np.uint64(1)) * powers[position]
+            sums[filled] = np.add.reduceat(terms, starts)
     with np.errstate(over="ignore"):
         mixed = sums ^ (lengths.astype(np.uint64) * _MIX[1])
         mixed = (mixed ^ (mixed >> np.uint64(30))) * _MIX[0]
