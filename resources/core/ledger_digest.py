@@ -172,24 +172,25 @@ def stream_entries(
     con: duckdb.DuckDBPyConnection,
     table: str,
     where: str = "true",
-    extra: str = "",
     consumer: EntryConsumer | None = None,
 ) -> dict[int, tuple[str, int]]:
     """{entry_seq: (v2 digest, rows)} for the table's rows matching ``where``, streamed.
 
-    ``extra`` adds SQL columns to the stream (for the lookup keys); ``consumer`` sees each
-    entry's rows. Rows out of storage order make the scan restart sorted.
+    ``consumer`` sees each entry's rows. Rows out of storage order make the scan restart
+    sorted.
     """
     try:
-        return _stream(con, table, where, extra, consumer, ordered=False)
+        return _stream(con, table, where, consumer, ordered=False)
     except OutOfOrder:
-        return _stream(con, table, where, extra, consumer, ordered=True)
+        if hasattr(consumer, "reset"):
+            consumer.reset()  # forget the entry it was in the middle of
+        return _stream(con, table, where, consumer, ordered=True)
 
 
-def _stream(con, table, where, extra, consumer, ordered: bool) -> dict[int, tuple[str, int]]:
+def _stream(con, table, where, consumer, ordered: bool) -> dict[int, tuple[str, int]]:
     columns = canonical_columns(con, table)
     select = ", ".join(f'{expr} AS "{name}"' for name, _, expr, _ in columns)
-    sql = f"SELECT entry_seq AS __seq, {select}{', ' + extra if extra else ''} FROM {table}"
+    sql = f"SELECT entry_seq AS __seq, {select} FROM {table}"
     sql += f" WHERE {where}" + (" ORDER BY entry_seq, row_no" if ordered else "")
     done: dict[int, tuple[str, int]] = {}
     current: _EntryHash | None = None

@@ -181,6 +181,12 @@ class DerivedLookups:
         for lookup in LOOKUPS:
             self._parts[lookup].append(entry_keys(batch, lookup))
 
+    def reset(self) -> None:
+        """Drop the entry in progress (its table's scan restarts, sorted)."""
+        for parts in self._parts.values():
+            parts.clear()
+        self._seq = None
+
     def finish(self) -> None:
         """Close the current entry."""
         if self._seq is None:
