@@ -97,15 +97,11 @@ class UnsafeQuery(LedgerError):
 
 HEX_PREFIX = re.compile(r"[0-9a-f]{4,63}")
 
-# `why` through the lookup tables (resources/core/ledger_lookup.py): each names candidate rows
-# by (entry_seq, row_no); the real columns are still compared, so a shared k returns nothing
-# extra. The *_SCAN twins are the same questions without the lookups (an older ledger opened
-# read-only has none); tests hold the two to the same answers.
-HITS = """
-    SELECT entry_seq, row_no FROM lookup_record_id WHERE k = $3::UBIGINT
-    UNION ALL
-    SELECT entry_seq, row_no FROM lookup_source_key WHERE k IN ($4::UBIGINT, $5::UBIGINT)
-"""
+# `why` through the lookup tables (resources/core/ledger_lookup.py): first the candidate rows
+# the lookups name for the key's k, by (entry_seq, row_no); then the question itself, on those
+# rows only (zone maps skip every other row group), the real columns still compared, so a
+# shared k returns nothing extra. The *_SCAN forms are the same questions without the lookups
+# (an older ledger opened read-only has none); tests hold the two to the same answers.
 _OCCURRENCES = """
 SELECT DISTINCT record_id, source_id, source_key, kind FROM records
 WHERE {where} (record_id = $1 OR source_key IN ($1, $2)) AND {live}
@@ -114,32 +110,41 @@ SELECT DISTINCT record_id, source_id, source_key, NULL FROM drops
 WHERE {where} stage = 'ingest' AND (record_id = $1 OR source_key IN ($1, $2)) AND {live}
 """
 WHY_SCAN = _OCCURRENCES.format(where="", live=LIVE)
-WHY_LOOKUP = f"WITH hit AS ({HITS})" + _OCCURRENCES.format(
-    where="(entry_seq, row_no) IN (SELECT entry_seq, row_no FROM hit) AND", live=LIVE
-)
 _RESOLVE = """
 SELECT DISTINCT record_id FROM records WHERE {where} starts_with(record_id, $1) AND {live}
 ORDER BY record_id LIMIT 3
 """
 RESOLVE_SCAN = _RESOLVE.format(where="", live=LIVE)
-RESOLVE_LOOKUP = (
-    "WITH hit AS (SELECT entry_seq, row_no FROM lookup_record_id"
-    " WHERE k BETWEEN $2::UBIGINT AND $3::UBIGINT)"
-    + _RESOLVE.format(
-        where="(entry_seq, row_no) IN (SELECT entry_seq, row_no FROM hit) AND", live=LIVE
-    )
-)
 _DROPS = """
 SELECT stage, reason, evidence, run_id, strftime(recorded_at, '%Y-%m-%dT%H:%M:%SZ') AS at
 FROM drops WHERE {where} source_id = $1 AND source_key = $2 AND {live} ORDER BY entry_seq
 """
 DROPS_SCAN = _DROPS.format(where="", live=LIVE)
-DROPS_LOOKUP = (
-    "WITH hit AS (SELECT entry_seq, row_no FROM lookup_source_key WHERE k = $3::UBIGINT)"
-    + _DROPS.format(
-        where="(entry_seq, row_no) IN (SELECT entry_seq, row_no FROM hit) AND", live=LIVE
-    )
+HIT = "SELECT entry_seq, row_no FROM {lookup} WHERE k = ${n}::UBIGINT"
+HIT_RANGE = (
+    "SELECT entry_seq, row_no FROM lookup_record_id WHERE k BETWEEN $1::UBIGINT AND $2::UBIGINT"
 )
+
+
+def _located(reader: LedgerReader, sql: str, params: list) -> str | None:
+    """The SQL condition naming the candidate rows a lookup query found; None for none."""
+    hits = reader.query(sql, params).rows()
+    if not hits:
+        return None
+    seqs = ",".join(str(int(s)) for s in sorted({h[0] for h in hits}))
+    rows = ",".join(str(int(r)) for r in sorted({h[1] for h in hits}))
+    return f"entry_seq IN ({seqs}) AND row_no IN ({rows}) AND"
+
+
+def _key_hits(reader: LedgerReader, probes: list[tuple[str, str]]) -> str | None:
+    """Candidates for (lookup table, value) probes: one equality on k each (an IN list of
+    k values would widen the zone-map range to everything between them)."""
+    sql = " UNION ALL ".join(HIT.format(lookup=t, n=n) for n, (t, _) in enumerate(probes, 1))
+    return _located(reader, sql, [key_of(t, v) for t, v in probes])
+
+
+def _resolve(where: str) -> str:
+    return _RESOLVE.format(where=where, live=LIVE)
 
 
 def _has_lookups(reader: LedgerReader) -> bool:
@@ -168,10 +173,11 @@ def resolve_record_id(ledger: Ledger | LedgerReader, key: str) -> str:
         with ledger.reader() as reader:
             return resolve_record_id(reader, key)
     if _has_lookups(ledger):
-        found = ledger.query(RESOLVE_LOOKUP, [key, *prefix_range(key)])
+        where = _located(ledger, HIT_RANGE, list(prefix_range(key)))
+        found = [] if where is None else ledger.query(_resolve(where), [key])["record_id"]
     else:
-        found = ledger.query(RESOLVE_SCAN, [key])
-    names = found["record_id"].to_list()
+        found = ledger.query(RESOLVE_SCAN, [key])["record_id"]
+    names = list(found)
     if len(names) > 1:
         raise AmbiguousKey(f"{key!r} is a prefix of several record ids: {', '.join(names)}, ...")
     return names[0] if names else key
@@ -189,15 +195,15 @@ def why(ledger: Ledger | LedgerReader, key: str) -> list[dict]:
             return why(reader, key)
     reader = ledger
     key = resolve_record_id(reader, key)
+    hashed = hashed_key(key)
     if _has_lookups(reader):
-        hashed = hashed_key(key)
-        keys = [
-            key_of("lookup_record_id", key),
-            *(key_of(SOURCE_KEY, k) for k in (key, hashed)),
-        ]
-        occurrences = reader.query(WHY_LOOKUP, [key, hashed, *keys])
+        probes = [("lookup_record_id", key), (SOURCE_KEY, key), (SOURCE_KEY, hashed)]
+        where = _key_hits(reader, probes)
+        if where is None:
+            return []
+        occurrences = reader.query(_OCCURRENCES.format(where=where, live=LIVE), [key, hashed])
     else:
-        occurrences = reader.query(WHY_SCAN, [key, hashed_key(key)])
+        occurrences = reader.query(WHY_SCAN, [key, hashed])
     rows = occurrences.sort("source_id").to_dicts()
     return [_occurrence(reader, row) for row in rows]
 
@@ -209,12 +215,13 @@ def _occurrence(ledger: LedgerReader, occ: dict) -> dict:
         " ORDER BY entry_seq DESC LIMIT 1",
         [occ["source_id"]],
     ).to_dicts()
-    params = [occ["source_id"], occ["source_key"]]
+    where = ""  # the scan, on a ledger without lookups
     if _has_lookups(ledger):
-        drops = ledger.query(DROPS_LOOKUP, [*params, key_of(SOURCE_KEY, occ["source_key"])])
-    else:
-        drops = ledger.query(DROPS_SCAN, params)
-    drops = drops.to_dicts()
+        where = _key_hits(ledger, [(SOURCE_KEY, occ["source_key"])])
+    drops = []
+    if where is not None:
+        sql = _DROPS.format(where=where, live=LIVE)
+        drops = ledger.query(sql, [occ["source_id"], occ["source_key"]]).to_dicts()
     for drop in drops:
         drop["evidence"] = json.loads(drop["evidence"]) if drop["evidence"] else None
         drop["meaning"] = describe(Reason(drop["reason"]))

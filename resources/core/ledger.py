@@ -73,6 +73,10 @@ SANDBOX = {
 """Every ledger connection: no file but the ledger, no extension; its settings are locked once
 the time zone is set, so SQL run on it (an auditor's too) can reach nothing else."""
 
+VERIFY_MEMORY = "256MB"
+"""DuckDB's buffer pool while verifying: the scan reads every page once, and caching them
+all would make memory grow with the ledger (a sorted re-scan spills to disk beyond it)."""
+
 LOCK_TIMEOUT_ENV = "ASSAY_LEDGER_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT = 600.0
 """Seconds to wait for the ledger's lock before giving up: nothing waits forever."""
@@ -170,7 +174,7 @@ class Ledger:
 
     def _walk_chain(self) -> Verification:
         """Recompute every batch digest and walk the chain; name the first bad entry."""
-        with self._connect(write=False) as con:
+        with self._connect(write=False, memory_limit=VERIFY_MEMORY) as con:
             return _walk(con)
 
     def rebuild_lookups(self) -> None:
@@ -216,7 +220,7 @@ class Ledger:
         holds; the chain's links, every checkpoint and each table's row count are still
         checked in full, but an edit of a row before that checkpoint needs a full verify.
         """
-        with self._connect(write=False) as con:
+        with self._connect(write=False, memory_limit=VERIFY_MEMORY) as con:
             heads = dict(con.execute("SELECT seq, entry_hash FROM chain").fetchall())
             rows = {canonical_json(r): r for r in _stored_checkpoints(con)}
             if self.checkpoint_log.exists():
@@ -270,7 +274,9 @@ class Ledger:
             con.execute("CHECKPOINT")
 
     @contextmanager
-    def _connect(self, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _connect(
+        self, write: bool, memory_limit: str | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not write and not self.path.exists():
             self._create()
@@ -279,6 +285,8 @@ class Ledger:
             con = duckdb.connect(str(self.path), read_only=not write, config=SANDBOX)
             try:
                 con.execute("SET TimeZone = 'UTC'")
+                if memory_limit is not None:
+                    con.execute(f"SET memory_limit = '{memory_limit}'")
                 con.execute("SET lock_configuration = true")
                 if write:
                     _ensure_schema(con)

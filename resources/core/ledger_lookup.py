@@ -55,33 +55,52 @@ def prefix_keys(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     zero-padded; order-preserving, so the ids with a given prefix are one range of k."""
     valid, offsets, data = _text_buffers(array)
     starts, lengths = offsets[:-1], np.diff(offsets)
-    keys = np.zeros(len(starts), np.uint64)
     padded = np.concatenate([data, np.zeros(8, np.uint8)])
-    for i in range(8):
-        byte = np.where(lengths > i, padded[starts + i], 0).astype(np.uint64)
-        keys |= byte << np.uint64(8 * (7 - i))
-    return keys, valid
+    window = padded[starts[:, None] + np.arange(8)]  # one gather of 8 bytes a row
+    window[np.arange(8) >= lengths[:, None]] = 0
+    return np.ascontiguousarray(window).view(">u8").ravel().astype(np.uint64), valid
+
+
+class _Powers:
+    """MULTIPLIER**j and its inverse**j mod 2**64 for j < n, grown on demand (the multiplier
+    is odd, so it has an inverse): the polynomial of a string at any offset of the flat byte
+    buffer is then one multiply and one sum, with no per-byte position array."""
+
+    def __init__(self) -> None:
+        self.up = np.ones(1, np.uint64)
+        self.down = np.ones(1, np.uint64)
+
+    def upto(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(self.up) < n:
+            size = max(n, 2 * len(self.up))
+            with np.errstate(over="ignore"):
+                self.up = np.concatenate(
+                    [[np.uint64(1)], np.cumprod(np.full(size - 1, _MULTIPLIER, np.uint64))]
+                )
+                inverse = np.uint64(pow(int(_MULTIPLIER), -1, 1 << 64))
+                self.down = np.concatenate(
+                    [[np.uint64(1)], np.cumprod(np.full(size - 1, inverse, np.uint64))]
+                )
+        return self.up[:n], self.down[:n]
+
+
+_POWERS = _Powers()
 
 
 def text_hashes(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """lookup_source_key's (k, valid): a 64-bit polynomial hash of each value's UTF-8 bytes,
-    finished with splitmix64; vectorised, a fixed definition (no library's hash, which may
-    change between versions)."""
+    sum((byte + 1) * MULTIPLIER**i), finished with splitmix64; vectorised, and a fixed
+    definition (not a library's hash, which may change between versions)."""
     valid, offsets, data = _text_buffers(array)
     lengths = np.diff(offsets)
     sums = np.zeros(len(lengths), np.uint64)
     if len(data):
-        longest = int(lengths.max())
-        powers = np.ones(longest, np.uint64)
+        up, down = _POWERS.upto(len(data))
         with np.errstate(over="ignore"):
-            powers[1:] = np.cumprod(np.full(longest - 1, _MULTIPLIER, np.uint64))
+            terms = (data.astype(np.uint64) + np.uint64(1)) * up  # byte j times M**j
             filled = np.flatnonzero(lengths)
             starts = offsets[:-1][filled]
-            segment = np.zeros(len(data), np.int64)  # each byte's string start, no np.repeat
-            segment[starts] = starts
-            position = np.arange(len(data)) - np.maximum.accumulate(segment)
-            terms = (data.astype(np.uint64) + np.uint64(1)) * powers[position]
-            sums[filled] = np.add.reduceat(terms, starts)
+            sums[filled] = np.add.reduceat(terms, starts) * down[starts]  # shift to M**0
     with np.errstate(over="ignore"):
         mixed = sums ^ (lengths.astype(np.uint64) * _MIX[1])
         mixed = (mixed ^ (mixed >> np.uint64(30))) * _MIX[0]
