@@ -19,7 +19,6 @@ import json
 import os
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -62,8 +61,6 @@ Rows = pl.DataFrame | pa.Table | Sequence[dict]
 
 MAX_ENTRY_ROWS = 1 << 20
 """Rows per chain entry at most; a larger batch is split into several entries."""
-PARALLEL_ROWS = 50_000
-"""From this many rows, a batch is hashed in a second thread while DuckDB inserts it."""
 
 SANDBOX = {
     "enable_external_access": False,
@@ -379,23 +376,16 @@ class LedgerWriter:
         return seq
 
     def _insert(self, table: str, batch: pa.Table, seq: int) -> tuple[str | None, dict]:
-        """INSERT the batch while a second thread hashes it and derives its lookup rows
-        (numpy and hashlib release the GIL, DuckDB too): (digest or None, lookup rows)."""
-        columns = canonical_columns(self._con, table)
+        """INSERT the batch; hash it and derive its lookup rows from the same Arrow buffers:
+        (digest, or None when DuckDB converts a column on the way in; lookup rows)."""
+        self._con.register("_batch", batch)
+        try:
+            self._con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _batch")
+        finally:
+            self._con.unregister("_batch")
+        digest = arrow_digest(table, canonical_columns(self._con, table), batch)
         indexed = table in INDEXED_TABLES
-
-        def derive() -> tuple[str | None, dict]:
-            digest = arrow_digest(table, columns, batch)
-            return digest, (lookup_rows(batch, seq) if indexed and digest else {})
-
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-digest") as pool:
-            derived = pool.submit(derive) if batch.num_rows >= PARALLEL_ROWS else None
-            self._con.register("_batch", batch)
-            try:
-                self._con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _batch")
-            finally:
-                self._con.unregister("_batch")
-            return derived.result() if derived is not None else derive()
+        return digest, (lookup_rows(batch, seq) if indexed and digest else {})
 
 
 def _stored_lookups(con: duckdb.DuckDBPyConnection, table: str, seq: int) -> dict[str, pa.Table]:
