@@ -2,7 +2,8 @@
 
     nice -n 10 .venv/bin/python bench/ledger.py                    # 1M and 10M records
     nice -n 10 .venv/bin/python bench/ledger.py --sizes 1000000    # one size
-    nice -n 10 .venv/bin/python bench/ledger.py --hundred-million  # adds 100M (on disk, slow)
+    nice -n 10 .venv/bin/python bench/ledger.py --hundred-million  # adds 100M (on disk, slow;
+                                                                   # no baselines above 20M)
 
 Synthetic record rows (sha256-like hex record ids, 100 sources, source keys like
 ``file-00042.jsonl:117``, 1% of items also dropped at ingest) are appended through
@@ -231,38 +232,42 @@ def _child(target, args) -> dict:
         return pool.apply(target, args)
 
 
-def bench(n: int, root: Path) -> None:
+def bench(n: int, root: Path, baselines: bool) -> None:
     path = str(root / f"ledger-{n}.duckdb")
     for suffix in ("", ".lock", ".checkpoints.jsonl"):
         Path(path + suffix).unlink(missing_ok=True)
     built = _child(build, (path, n))
-    old_append = _child(append_plain, (str(root / f"v1-{n}.duckdb"), n, True))
-    Path(root / f"v1-{n}.duckdb").unlink()
-    raw_append = _child(append_plain, (str(root / f"raw-{n}.duckdb"), n, False))
-    Path(root / f"raw-{n}.duckdb").unlink()
+    if baselines:
+        old_append = _child(append_plain, (str(root / f"v1-{n}.duckdb"), n, True))
+        Path(root / f"v1-{n}.duckdb").unlink()
+        raw_append = _child(append_plain, (str(root / f"raw-{n}.duckdb"), n, False))
+        Path(root / f"raw-{n}.duckdb").unlink()
     lookup = _child(why_latency, (path, n, "lookup"))
-    scan = _child(why_latency, (path, n, "scan"))
+    scan = _child(why_latency, (path, n, "scan")) if baselines else None
     full = _child(verify, (path, False))
-    old_verify = _child(verify_v1, (path,)) if n <= 20_000_000 else None
+    old_verify = _child(verify_v1, (path,)) if baselines and n <= 20_000_000 else None
     _child(checkpoint_and_append, (path, n))
     incremental = _child(verify, (path, True))
     print(f"\n== {n:,} records  ({built['bytes_per_record']:.0f} ledger bytes/record)")
-    rate, old_rate = built["append_rows_per_s"], old_append["append_rows_per_s"]
-    print(
-        f"append        {rate:>12,.0f} rows/s   v1 {old_rate:>10,.0f} rows/s"
-        f"   x{rate / old_rate:.1f}   (INSERT+commit alone {raw_append['append_rows_per_s']:,.0f})"
-    )
+    rate = built["append_rows_per_s"]
+    line = f"append        {rate:>12,.0f} rows/s"
+    if baselines:
+        old_rate, raw_rate = old_append["append_rows_per_s"], raw_append["append_rows_per_s"]
+        line += f"   v1 {old_rate:>10,.0f} rows/s   x{rate / old_rate:.1f}"
+        line += f"   (INSERT+commit alone {raw_rate:,.0f})"
+    print(line)
     for kind in ("record_id", "source_key", "prefix"):
-        (med, p99), (smed, sp99) = lookup[kind], scan[kind]
-        print(
-            f"why {kind:<10} median {med:7.1f} ms  p99 {p99:7.1f} ms   scan median"
-            f" {smed:7.1f} ms  max {sp99:7.1f} ms   x{smed / med:.0f}"
-        )
+        med, p99 = lookup[kind]
+        line = f"why {kind:<10} median {med:7.1f} ms  p99 {p99:7.1f} ms"
+        if scan is not None:
+            smed, smax = scan[kind]
+            line += f"   scan median {smed:7.1f} ms  max {smax:7.1f} ms   x{smed / med:.0f}"
+        print(line)
     print(
         f"why, cold     median {lookup['cold']:7.1f} ms  (record_id, a new connection each;"
         f" opening one alone: {lookup['open']:.1f} ms)"
     )
-    baseline = "v1 digest query skipped (it holds every row in memory)"
+    baseline = "v1 digest query skipped (it holds every row in memory)" if baselines else ""
     if old_verify is not None:
         baseline = (
             f"v1 digest query {old_verify['seconds']:7.2f} s"
@@ -282,6 +287,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000000,10000000")
     parser.add_argument("--hundred-million", action="store_true", help="also 100M records")
+    parser.add_argument("--no-baselines", action="store_true", help="skip the v1/scan runs")
     parser.add_argument("--dir", default=None, help="where the ledgers go (default: a temp dir)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -290,7 +296,7 @@ def main() -> None:
         os.nice(10)
     with tempfile.TemporaryDirectory(dir=args.dir) as root:
         for n in sizes:
-            bench(n, Path(root))
+            bench(n, Path(root), baselines=not (args.no_baselines or n > 20_000_000))
 
 
 if __name__ == "__main__":
