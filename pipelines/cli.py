@@ -172,24 +172,32 @@ def sql(query: str, params_file: str, as_json: bool) -> None:
 
 
 @ledger.command()
+@click.option(
+    "--since-checkpoint",
+    is_flag=True,
+    help="Re-read only the rows appended after the newest signed checkpoint that holds.",
+)
 @params_option
 @json_option
-def verify(params_file: str, as_json: bool) -> None:
+def verify(since_checkpoint: bool, params_file: str, as_json: bool) -> None:
     """Recompute the hash chain and check every signed checkpoint; exit 1 naming what broke."""
-    result = _ledger(params_file).verify(_trusted_fingerprint(params_file))
+    result = _ledger(params_file).verify(_trusted_fingerprint(params_file), since_checkpoint)
     data = {
         "ok": result.ok,
         "entries": result.entries,
         "checkpoints": result.checkpoints,
         "first_bad_entry": result.first_bad,
         "problem": result.problem,
+        "rows_reread_after_entry": result.since,
+        "rows_checked": result.rows_checked,
     }
     if as_json:
         emit(data, True)
     elif result.ok:
+        scope = f", rows after entry {result.since} re-read" if result.since else ""
         console.print(
             f"ledger OK: {result.entries} entries, hash chain intact,"
-            f" {result.checkpoints} signed checkpoint(s) hold"
+            f" {result.checkpoints} signed checkpoint(s) hold{scope}"
         )
     else:
         console.print(f"ledger BROKEN at entry {result.first_bad}: {result.problem}")

@@ -8,8 +8,11 @@ import re
 import duckdb
 import polars as pl
 
-from resources.core.ledger import Ledger, LedgerError
+from resources.core.ledger import Ledger, LedgerError, LedgerReader
+from resources.core.ledger_lookup import LOOKUPS, key_of, prefix_range
 from resources.core.reasons import Reason, describe
+
+SOURCE_KEY = "lookup_source_key"
 
 LIVE = "coalesce(run_id, '') NOT IN (SELECT run_id FROM failed_runs)"
 """Rows of runs that did not die or fail: what counts, why and the gate look at."""
@@ -21,7 +24,7 @@ QUALIFY row_number() OVER (PARTITION BY stage, source_id ORDER BY entry_seq DESC
 """
 
 
-def latest_counts(ledger: Ledger) -> pl.DataFrame:
+def latest_counts(ledger: Ledger | LedgerReader) -> pl.DataFrame:
     """The most recent stage count of every stage and source."""
     return ledger.query(LATEST_COUNTS + " ORDER BY source_id, recorded_at")
 
@@ -92,7 +95,60 @@ class UnsafeQuery(LedgerError):
     """SQL that is not exactly one SELECT statement."""
 
 
-_HEX_PREFIX = re.compile(r"[0-9a-f]{4,63}")
+HEX_PREFIX = re.compile(r"[0-9a-f]{4,63}")
+
+# `why` through the lookup tables (resources/core/ledger_lookup.py): first the candidate rows
+# the lookups name for the key's k, by (entry_seq, row_no); then the question itself, on those
+# rows only (zone maps skip every other row group), the real columns still compared, so a
+# shared k returns nothing extra. The *_SCAN forms are the same questions without the lookups
+# (an older ledger opened read-only has none); tests hold the two to the same answers.
+_OCCURRENCES = """
+SELECT DISTINCT record_id, source_id, source_key, kind FROM records
+WHERE {where} (record_id = $1 OR source_key IN ($1, $2)) AND {live}
+UNION
+SELECT DISTINCT record_id, source_id, source_key, NULL FROM drops
+WHERE {where} stage = 'ingest' AND (record_id = $1 OR source_key IN ($1, $2)) AND {live}
+"""
+WHY_SCAN = _OCCURRENCES.format(where="", live=LIVE)
+_RESOLVE = """
+SELECT DISTINCT record_id FROM records WHERE {where} starts_with(record_id, $1) AND {live}
+ORDER BY record_id LIMIT 3
+"""
+RESOLVE_SCAN = _RESOLVE.format(where="", live=LIVE)
+_DROPS = """
+SELECT stage, reason, evidence, run_id, strftime(recorded_at, '%Y-%m-%dT%H:%M:%SZ') AS at
+FROM drops WHERE {where} source_id = $1 AND source_key = $2 AND {live} ORDER BY entry_seq
+"""
+DROPS_SCAN = _DROPS.format(where="", live=LIVE)
+HIT = "SELECT entry_seq, row_no FROM {lookup} WHERE k = ${n}::UBIGINT"
+HIT_RANGE = (
+    "SELECT entry_seq, row_no FROM lookup_record_id WHERE k BETWEEN $1::UBIGINT AND $2::UBIGINT"
+)
+
+
+def _located(reader: LedgerReader, sql: str, params: list) -> str | None:
+    """The SQL condition naming the candidate rows a lookup query found; None for none."""
+    hits = reader.query(sql, params).rows()
+    if not hits:
+        return None
+    seqs = ",".join(str(int(s)) for s in sorted({h[0] for h in hits}))
+    rows = ",".join(str(int(r)) for r in sorted({h[1] for h in hits}))
+    return f"entry_seq IN ({seqs}) AND row_no IN ({rows}) AND"
+
+
+def _key_hits(reader: LedgerReader, probes: list[tuple[str, str]]) -> str | None:
+    """Candidates for (lookup table, value) probes: one equality on k each (an IN list of
+    k values would widen the zone-map range to everything between them)."""
+    sql = " UNION ALL ".join(HIT.format(lookup=t, n=n) for n, (t, _) in enumerate(probes, 1))
+    return _located(reader, sql, [key_of(t, v) for t, v in probes])
+
+
+def _resolve(where: str) -> str:
+    return _RESOLVE.format(where=where, live=LIVE)
+
+
+def _has_lookups(reader: LedgerReader) -> bool:
+    return set(LOOKUPS) <= reader.tables()
 
 
 def user_sql(ledger: Ledger, sql: str) -> pl.DataFrame:
@@ -109,52 +165,63 @@ def user_sql(ledger: Ledger, sql: str) -> pl.DataFrame:
     return ledger.query(sql)
 
 
-def resolve_record_id(ledger: Ledger, key: str) -> str:
+def resolve_record_id(ledger: Ledger | LedgerReader, key: str) -> str:
     """``key`` itself, or the one live record id it is a prefix of (AmbiguousKey if several)."""
-    if not _HEX_PREFIX.fullmatch(key):
+    if not HEX_PREFIX.fullmatch(key):
         return key
-    found = ledger.query(
-        f"SELECT DISTINCT record_id FROM records WHERE starts_with(record_id, $1) AND {LIVE}"
-        " ORDER BY record_id LIMIT 3",
-        [key],
-    )["record_id"].to_list()
-    if len(found) > 1:
-        raise AmbiguousKey(f"{key!r} is a prefix of several record ids: {', '.join(found)}, ...")
-    return found[0] if found else key
+    if isinstance(ledger, Ledger):
+        with ledger.reader() as reader:
+            return resolve_record_id(reader, key)
+    if _has_lookups(ledger):
+        where = _located(ledger, HIT_RANGE, list(prefix_range(key)))
+        found = [] if where is None else ledger.query(_resolve(where), [key])["record_id"]
+    else:
+        found = ledger.query(RESOLVE_SCAN, [key])["record_id"]
+    names = list(found)
+    if len(names) > 1:
+        raise AmbiguousKey(f"{key!r} is a prefix of several record ids: {', '.join(names)}, ...")
+    return names[0] if names else key
 
 
-def why(ledger: Ledger, key: str) -> list[dict]:
+def why(ledger: Ledger | LedgerReader, key: str) -> list[dict]:
     """Every occurrence of a record_id (or a unique prefix of one) or source_key: source,
     license, consent, and fate. Rows of failed runs are left out. A raw key that held PII was
-    stored as its keyed hash; it is hashed the same way here."""
+    stored as its keyed hash; it is hashed the same way here. Pass a LedgerReader to ask
+    many questions on one connection (opening one costs tens of ms, whatever the size)."""
     from resources.scrub.keys import hashed_key
 
-    key = resolve_record_id(ledger, key)
-    occurrences = ledger.query(
-        f"""
-        SELECT DISTINCT record_id, source_id, source_key, kind FROM records
-        WHERE (record_id = $1 OR source_key IN ($1, $2)) AND {LIVE}
-        UNION
-        SELECT DISTINCT record_id, source_id, source_key, NULL FROM drops
-        WHERE stage = 'ingest' AND (record_id = $1 OR source_key IN ($1, $2)) AND {LIVE}
-        """,
-        [key, hashed_key(key)],
-    )
-    return [_occurrence(ledger, row) for row in occurrences.sort("source_id").to_dicts()]
+    if isinstance(ledger, Ledger):
+        with ledger.reader() as reader:
+            return why(reader, key)
+    reader = ledger
+    key = resolve_record_id(reader, key)
+    hashed = hashed_key(key)
+    if _has_lookups(reader):
+        probes = [("lookup_record_id", key), (SOURCE_KEY, key), (SOURCE_KEY, hashed)]
+        where = _key_hits(reader, probes)
+        if where is None:
+            return []
+        occurrences = reader.query(_OCCURRENCES.format(where=where, live=LIVE), [key, hashed])
+    else:
+        occurrences = reader.query(WHY_SCAN, [key, hashed])
+    rows = occurrences.sort("source_id").to_dicts()
+    return [_occurrence(reader, row) for row in rows]
 
 
-def _occurrence(ledger: Ledger, occ: dict) -> dict:
+def _occurrence(ledger: LedgerReader, occ: dict) -> dict:
     source = ledger.query(
         "SELECT uri, license, consent, strftime(retrieved_at, '%Y-%m-%dT%H:%M:%SZ') AS"
         " retrieved_at, owner, content_sha256 FROM sources WHERE source_id = ?"
         " ORDER BY entry_seq DESC LIMIT 1",
         [occ["source_id"]],
     ).to_dicts()
-    drops = ledger.query(
-        "SELECT stage, reason, evidence, run_id, strftime(recorded_at, '%Y-%m-%dT%H:%M:%SZ') AS at"
-        f" FROM drops WHERE source_id = ? AND source_key = ? AND {LIVE} ORDER BY entry_seq",
-        [occ["source_id"], occ["source_key"]],
-    ).to_dicts()
+    where = ""  # the scan, on a ledger without lookups
+    if _has_lookups(ledger):
+        where = _key_hits(ledger, [(SOURCE_KEY, occ["source_key"])])
+    drops = []
+    if where is not None:
+        sql = _DROPS.format(where=where, live=LIVE)
+        drops = ledger.query(sql, [occ["source_id"], occ["source_key"]]).to_dicts()
     for drop in drops:
         drop["evidence"] = json.loads(drop["evidence"]) if drop["evidence"] else None
         drop["meaning"] = describe(Reason(drop["reason"]))

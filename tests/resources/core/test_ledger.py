@@ -131,18 +131,20 @@ def test_an_empty_batch_appends_nothing(ledger):
 
 def _rewrite_chain(ledger: Ledger) -> None:
     """What someone who can edit the file can do: recompute every digest and entry_hash."""
-    from resources.core.ledger import GENESIS, _digest_sql, _entry_hash
+    from resources.core.ledger import GENESIS, _build_lookups, _entry_hash
+    from resources.core.ledger_digest import stream_entries
 
     con = duckdb.connect(str(ledger.path))
     prev = GENESIS
     for seq, table in con.execute("SELECT seq, tbl FROM chain ORDER BY seq").fetchall():
-        digest = con.execute(_digest_sql(con, table, f"entry_seq = {seq}")).fetchall()[0][1]
+        digest = stream_entries(con, table, f"entry_seq = {seq}")[seq][0]
         entry_hash = _entry_hash(prev, digest)
         con.execute(
             "UPDATE chain SET batch_digest = ?, prev_hash = ?, entry_hash = ? WHERE seq = ?",
             [digest, prev, entry_hash, seq],
         )
         prev = entry_hash
+    _build_lookups(con)  # the derived lookup tables too
     con.close()
 
 
@@ -194,6 +196,8 @@ def test_a_truncation_is_named(checkpointed):
     _sql(checkpointed, "DELETE FROM drops")
     _sql(checkpointed, "DELETE FROM checkpoints")
     _sql(checkpointed, "DELETE FROM chain WHERE seq >= 2")
+    for lookup in ("lookup_record_id", "lookup_source_key"):  # derived: truncated alike
+        _sql(checkpointed, f"DELETE FROM {lookup} WHERE entry_seq >= 2")
     assert checkpointed._walk_chain().ok  # a shorter chain is still a valid chain
     result = checkpointed.verify()
     assert not result.ok and result.first_bad == 3
@@ -216,3 +220,122 @@ def test_an_altered_checkpoint_fails_its_signature(checkpointed):
     _rewrite_chain(checkpointed)
     result = checkpointed.verify()
     assert not result.ok and "signature does not verify" in result.problem
+
+
+# -- incremental verify, lookups, format v2 --------------------------------------------------
+
+
+def test_incremental_verify_rereads_only_what_came_after_the_checkpoint(checkpointed, signer):
+    full = checkpointed.verify(signer.fingerprint)
+    since = checkpointed.verify(signer.fingerprint, since_checkpoint=True)
+    assert full.ok and since.ok
+    assert full.since == 0 and since.since == 3  # signed head: entry 3
+    assert since.rows_checked == 1 + 5 < full.rows_checked  # the checkpoint row, 5 records
+
+
+def test_incremental_verify_detects_an_edit_after_the_last_checkpoint(checkpointed):
+    _sql(checkpointed, "UPDATE records SET kind = 'image' WHERE entry_seq = 5 AND row_no = 2")
+    result = checkpointed.verify(since_checkpoint=True)
+    assert not result.ok and result.first_bad == 5 and "digest" in result.problem
+
+
+def test_an_edit_before_the_checkpoint_needs_the_full_verify(checkpointed):
+    _sql(checkpointed, "UPDATE records SET kind = 'image' WHERE entry_seq = 2 AND row_no = 2")
+    assert checkpointed.verify(since_checkpoint=True).ok  # what incremental means
+    result = checkpointed.verify()
+    assert not result.ok and result.first_bad == 2
+
+
+def test_incremental_verify_still_counts_every_table(checkpointed):
+    _sql(checkpointed, "DELETE FROM records WHERE entry_seq = 2 AND row_no = 9")
+    result = checkpointed.verify(since_checkpoint=True)
+    assert not result.ok and "holds 54 rows but its entries claim 55" in result.problem
+
+
+def test_without_a_checkpoint_incremental_is_a_full_verify(ledger):
+    result = ledger.verify(since_checkpoint=True)
+    assert result.ok and result.since == 0 and result.rows_checked == 52
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM lookup_record_id WHERE row_no = 4",
+        "UPDATE lookup_source_key SET k = k + 1 WHERE row_no = 4",
+        "UPDATE lookup_record_id SET row_no = 5 WHERE row_no = 4",
+        "INSERT INTO lookup_source_key SELECT * FROM lookup_source_key LIMIT 1",
+    ],
+)
+def test_a_tampered_lookup_is_named_and_rebuilt(ledger, statement):
+    _sql(ledger, statement)
+    result = ledger.verify()
+    assert not result.ok and result.first_bad == 2 and "lookup_" in result.problem
+    ledger.rebuild_lookups()
+    assert ledger.verify().ok
+
+
+def test_a_batch_over_the_entry_limit_becomes_several_entries(tmp_path, monkeypatch):
+    import resources.core.ledger as ledger_module
+
+    monkeypatch.setattr(ledger_module, "MAX_ENTRY_ROWS", 16)
+    ledger = Ledger(tmp_path / "ledger.duckdb")
+    assert ledger.append("records", _records(40)) == 3
+    assert ledger.query("SELECT n_rows FROM chain ORDER BY seq")["n_rows"].to_list() == [16, 16, 8]
+    assert ledger.verify().ok
+
+
+def test_a_column_duckdb_converts_is_hashed_as_stored(tmp_path):
+    """Text into a timestamp, a float into BIGINT: the digest is read back, not guessed."""
+    ledger = Ledger(tmp_path / "ledger.duckdb")
+    source = {"source_id": "s", "retrieved_at": "2026-01-15T09:00:00Z", "files": 2.0}
+    ledger.append("sources", [source])
+    ledger.append("records", _records(3).with_columns(pl.col("size_bytes").cast(pl.Float64)))
+    assert ledger.verify().ok
+    _sql(ledger, "UPDATE sources SET files = 3")
+    assert ledger.verify().first_bad == 1
+
+
+def test_the_digest_does_not_depend_on_how_rows_are_streamed(ledger, monkeypatch):
+    import resources.core.ledger_digest as digest_module
+
+    chain = ledger.query("SELECT seq, batch_digest FROM chain WHERE tbl = 'records'")
+    monkeypatch.setattr(digest_module, "STREAM_ROWS", 7)
+    con = duckdb.connect(str(ledger.path), read_only=True)
+    streamed = digest_module.stream_entries(con, "records")
+    con.close()
+    assert {seq: d for seq, (d, _) in streamed.items()} == dict(chain.iter_rows())
+
+
+def _as_v1(ledger: Ledger) -> None:
+    """The ledger as the code before format v2 wrote it: v1 digests, no lookup tables."""
+    from resources.core.ledger import GENESIS, _entry_hash
+    from resources.core.ledger_digest import v1_sql
+
+    con = duckdb.connect(str(ledger.path))
+    con.execute("DROP TABLE lookup_record_id")
+    con.execute("DROP TABLE lookup_source_key")
+    prev = GENESIS
+    for seq, table in con.execute("SELECT seq, tbl FROM chain ORDER BY seq").fetchall():
+        digest = con.execute(v1_sql(con, table, f"entry_seq = {seq}")).fetchall()[0][1]
+        entry_hash = _entry_hash(prev, digest)
+        con.execute(
+            "UPDATE chain SET batch_digest = ?, prev_hash = ?, entry_hash = ? WHERE seq = ?",
+            [digest, prev, entry_hash, seq],
+        )
+        prev = entry_hash
+    con.close()
+
+
+def test_a_v1_ledger_still_verifies_and_gains_lookups_on_its_next_write(ledger):
+    from resources.core import audit
+
+    _as_v1(ledger)
+    assert ledger.verify().ok
+    assert audit.why(ledger, "s00000007")[0]["source_key"] == "f.jsonl:7"  # by scan
+    ledger.append("records", _records(2, source="t"), run_id="r2")
+    digests = ledger.query("SELECT batch_digest FROM chain ORDER BY seq")["batch_digest"]
+    assert [d.startswith("v2:") for d in digests] == [False, False, False, True]
+    assert ledger.verify().ok
+    assert ledger.query("SELECT count(*) FROM lookup_record_id").item() == 52
+    _sql(ledger, "UPDATE records SET kind = 'image' WHERE entry_seq = 2 AND row_no = 1")
+    assert ledger.verify().first_bad == 2  # a v1 entry's rows are still checked

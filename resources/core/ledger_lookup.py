@@ -1,0 +1,283 @@
+"""Lookup tables that let `why` find a record without scanning the ledger.
+
+Two tables, each one row per row of ``records`` and ``drops`` whose key is not null:
+
+    lookup_record_id   (k UBIGINT, entry_seq BIGINT, row_no BIGINT)
+        k = the first 8 bytes of record_id, big-endian, zero-padded: order-preserving, so a
+        record_id prefix is a range of k
+    lookup_source_key  (k UBIGINT, entry_seq BIGINT, row_no BIGINT)
+        k = a 64-bit hash of source_key (``text_hashes``: polynomial, then splitmix64)
+
+Both keys are computed once, vectorised with numpy over Arrow buffers (no per-row Python), by
+the append, by verify and for the `why` queries' parameters. The ledger writes each entry's
+lookup rows in the same transaction as the rows, sorted by k, so DuckDB's zone maps skip every
+row group whose k range cannot hold the key. A k names candidates only: a query still
+compares the real record_id or source_key, so a shared k never returns a wrong row. The
+tables are derived, not chained: verify derives them again from the chained rows and names
+the entry whose lookup rows differ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from resources.core.ledger_digest import entry_runs
+
+INDEXED_TABLES = ("records", "drops")
+LOOKUP_DDL = "k UBIGINT, entry_seq BIGINT, row_no BIGINT"
+CHUNK_ROWS = 1 << 17
+"""Rows hashed at a time: bounds the temporary arrays of the vectorised key hash."""
+_MULTIPLIER = np.uint64(0x100000001B3)
+_MIX = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+
+
+def _text_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(valid, offsets rebased to 0, UTF-8 bytes) of a text column, nulls as empty text."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    array = array.cast(pa.large_string())
+    valid = array.is_valid().to_numpy(zero_copy_only=False)
+    array = array.fill_null("") if array.null_count else array
+    offsets = np.frombuffer(array.buffers()[1], np.int64)[
+        array.offset : array.offset + len(array) + 1
+    ]
+    buffer = array.buffers()[2]
+    data = np.frombuffer(buffer, np.uint8)[offsets[0] : offsets[-1]] if buffer else np.zeros(0)
+    return valid, offsets - offsets[0], data.astype(np.uint8)
+
+
+def prefix_keys(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """lookup_record_id's (k, valid): the first 8 UTF-8 bytes of each value, big-endian,
+    zero-padded; order-preserving, so the ids with a given prefix are one range of k."""
+    valid, offsets, data = _text_buffers(array)
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    padded = np.concatenate([data, np.zeros(8, np.uint8)])
+    window = padded[starts[:, None] + np.arange(8)]  # one gather of 8 bytes a row
+    window[np.arange(8) >= lengths[:, None]] = 0
+    return np.ascontiguousarray(window).view(">u8").ravel().astype(np.uint64), valid
+
+
+class _Powers:
+    """MULTIPLIER**j and its inverse**j mod 2**64 for j < n, grown on demand (the multiplier
+    is odd, so it has an inverse): the polynomial of a string at any offset of the flat byte
+    buffer is then one multiply and one sum, with no per-byte position array."""
+
+    def __init__(self) -> None:
+        self.up = np.ones(1, np.uint64)
+        self.down = np.ones(1, np.uint64)
+
+    def upto(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(self.up) < n:
+            size = max(n, 2 * len(self.up))
+            with np.errstate(over="ignore"):
+                self.up = np.concatenate(
+                    [[np.uint64(1)], np.cumprod(np.full(size - 1, _MULTIPLIER, np.uint64))]
+                )
+                inverse = np.uint64(pow(int(_MULTIPLIER), -1, 1 << 64))
+                self.down = np.concatenate(
+                    [[np.uint64(1)], np.cumprod(np.full(size - 1, inverse, np.uint64))]
+                )
+        return self.up[:n], self.down[:n]
+
+
+_POWERS = _Powers()
+
+
+def text_hashes(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """lookup_source_key's (k, valid): a 64-bit polynomial hash of each value's UTF-8 bytes,
+    sum((byte + 1) * MULTIPLIER**i), finished with splitmix64; vectorised, and a fixed
+    definition (not a library's hash, which may change between versions)."""
+    valid, offsets, data = _text_buffers(array)
+    lengths = np.diff(offsets)
+    sums = np.zeros(len(lengths), np.uint64)
+    if len(data):
+        up, down = _POWERS.upto(len(data))
+        with np.errstate(over="ignore"):
+            terms = (data.astype(np.uint64) + np.uint64(1)) * up  # byte j times M**j
+            filled = np.flatnonzero(lengths)
+            starts = offsets[:-1][filled]
+            sums[filled] = np.add.reduceat(terms, starts) * down[starts]  # shift to M**0
+    with np.errstate(over="ignore"):
+        mixed = sums ^ (lengths.astype(np.uint64) * _MIX[1])
+        mixed = (mixed ^ (mixed >> np.uint64(30))) * _MIX[0]
+        mixed = (mixed ^ (mixed >> np.uint64(27))) * _MIX[1]
+        mixed ^= mixed >> np.uint64(31)
+    return mixed, valid
+
+
+KEYS = {
+    "lookup_record_id": ("record_id", prefix_keys),
+    "lookup_source_key": ("source_key", text_hashes),
+}
+"""Lookup table -> (the column it finds rows by, how k is computed from that column)."""
+LOOKUPS = tuple(KEYS)
+
+
+def key_of(lookup: str, value: str) -> int:
+    """One value's k in ``lookup`` (what a query passes as a parameter)."""
+    keys, _ = KEYS[lookup][1](pa.array([value], pa.large_string()))
+    return int(keys[0])
+
+
+def prefix_range(prefix: str) -> tuple[int, int]:
+    """The k range of lookup_record_id holding every record id that starts with ``prefix``."""
+    head = prefix.encode("utf-8")[:8]
+    return int.from_bytes(head.ljust(8, b"\0"), "big"), int.from_bytes(
+        head.ljust(8, b"\xff"), "big"
+    )
+
+
+def entry_keys(batch: pa.Table | pa.RecordBatch, lookup: str) -> tuple[np.ndarray, np.ndarray]:
+    """(row_no, k) of one entry's rows that have a key, in row order, hashed in chunks."""
+    column, derive = KEYS[lookup]
+    rows_out, keys_out = [], []
+    if column not in batch.column_names:  # not given: stored as NULL, so nothing to find
+        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
+    for start in range(0, batch.num_rows, CHUNK_ROWS):
+        part = batch.slice(start, CHUNK_ROWS)
+        keys, valid = derive(part.column(column))
+        row_no = part.column("row_no").fill_null(-1).to_numpy(zero_copy_only=False)
+        rows_out.append(row_no[valid].astype(np.int64))
+        keys_out.append(keys[valid])
+    if not rows_out:
+        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
+    return np.concatenate(rows_out), np.concatenate(keys_out)
+
+
+def _order_by_key(keys: np.ndarray) -> np.ndarray:
+    """An order of ``keys`` sorted on their top 44 bits: enough for zone maps, and one
+    vectorised np.sort of uint64 (position in the low 20 bits) instead of an argsort."""
+    if len(keys) >= 1 << 20:
+        return np.argsort(keys)
+    packed = (keys & ~np.uint64((1 << 20) - 1)) | np.arange(len(keys), dtype=np.uint64)
+    return (np.sort(packed) & np.uint64((1 << 20) - 1)).astype(np.int64)
+
+
+def lookup_rows(batch: pa.Table, seq: int) -> dict[str, pa.Table]:
+    """One entry's lookup rows, sorted by k, per lookup table (``batch`` has row_no)."""
+    out = {}
+    for lookup in LOOKUPS:
+        rows, keys = entry_keys(batch, lookup)
+        if len(rows):
+            order = _order_by_key(keys)
+            out[lookup] = pa.table(
+                {
+                    "k": pa.array(keys[order], pa.uint64()),
+                    "entry_seq": pa.array(np.full(len(rows), seq, np.int64)),
+                    "row_no": pa.array(rows[order]),
+                }
+            )
+    return out
+
+
+def write_lookups(con: duckdb.DuckDBPyConnection, lookups: dict[str, pa.Table]) -> None:
+    """Insert lookup rows made by ``lookup_rows``."""
+    for lookup, rows in lookups.items():
+        con.register("_lookup", rows)
+        try:
+            con.execute(f"INSERT INTO {lookup} SELECT k, entry_seq, row_no FROM _lookup")
+        finally:
+            con.unregister("_lookup")
+
+
+class DerivedLookups:
+    """The digest of each entry's lookup rows, derived while its rows stream past in row_no
+    order (a consumer for ledger_digest.stream_entries)."""
+
+    def __init__(self) -> None:
+        self.digests: dict[str, dict[int, str]] = {t: {} for t in LOOKUPS}
+        self._parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {t: [] for t in LOOKUPS}
+        self._seq: int | None = None
+
+    def __call__(self, seq: int, batch: pa.RecordBatch) -> None:
+        if seq != self._seq:
+            self.finish()
+            self._seq = seq
+        for lookup in LOOKUPS:
+            self._parts[lookup].append(entry_keys(batch, lookup))
+
+    def reset(self) -> None:
+        """Drop the entry in progress (its table's scan restarts, sorted)."""
+        for parts in self._parts.values():
+            parts.clear()
+        self._seq = None
+
+    def finish(self) -> None:
+        """Close the current entry."""
+        if self._seq is None:
+            return
+        for lookup, parts in self._parts.items():
+            rows = np.concatenate([p[0] for p in parts])
+            keys = np.concatenate([p[1] for p in parts])
+            if len(rows):
+                self.digests[lookup][self._seq] = lookup_digest(rows, keys)
+            parts.clear()
+        self._seq = None
+
+
+def lookup_digest(rows: np.ndarray, keys: np.ndarray) -> str:
+    """One entry's lookup rows, in row_no order, as one sha256."""
+    digest = hashlib.sha256(np.ascontiguousarray(rows, np.int64).tobytes())
+    digest.update(np.ascontiguousarray(keys, np.uint64).tobytes())
+    return digest.hexdigest()
+
+
+def _by_row(rows: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Stored lookup rows put in row_no order by scattering (no sort); None if a row_no is
+    repeated or out of any entry's range (rows that cannot have been derived)."""
+    if not len(rows):
+        return rows, keys
+    if rows.min() < 0 or rows.max() >= 1 << 40:
+        return None
+    top = int(rows.max()) + 1
+    if top > 4 * len(rows) + (1 << 20):  # sparse: sorting is cheaper than a dense scatter
+        order = np.argsort(rows, kind="stable")
+        rows, keys = rows[order], keys[order]
+        return None if np.any(np.diff(rows) == 0) else (rows, keys)
+    filled = np.bincount(rows, minlength=top)
+    if filled.max() > 1:
+        return None
+    dense = np.zeros(top, np.uint64)
+    dense[rows] = keys
+    present = np.flatnonzero(filled)
+    return present.astype(np.int64), dense[present]
+
+
+def stored_lookup_digests(
+    con: duckdb.DuckDBPyConnection, lookup: str, where: str = "true"
+) -> tuple[dict[int, str], int | None]:
+    """({entry_seq: digest} of the stored lookup rows, first entry that is malformed: stored
+    in two places or with a repeated row_no)."""
+    digests: dict[int, str] = {}
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    state: dict[str, int | None] = {"seq": None, "bad": None}
+
+    def close() -> None:
+        ordered = _by_row(
+            np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        )
+        seq = state["seq"]
+        if ordered is None or seq in digests:
+            state["bad"] = seq if state["bad"] is None else min(state["bad"], seq)
+        else:
+            digests[seq] = lookup_digest(*ordered)
+        parts.clear()
+
+    sql = f"SELECT entry_seq, row_no, k FROM {lookup} WHERE {where}"
+    for batch in con.sql(sql).to_arrow_reader(1 << 17):
+        seqs = batch.column("entry_seq").fill_null(-1).to_numpy(zero_copy_only=False)
+        rows = batch.column("row_no").fill_null(-1).to_numpy(zero_copy_only=False)
+        keys = batch.column("k").fill_null(0).to_numpy(zero_copy_only=False).astype(np.uint64)
+        for start, stop in entry_runs(seqs):
+            seq = int(seqs[start])
+            if seq != state["seq"] and parts:
+                close()
+            state["seq"] = seq
+            parts.append((rows[start:stop], keys[start:stop]))
+    if parts:
+        close()
+    return digests, state["bad"]
