@@ -70,6 +70,8 @@ def checkout(tmp_path: Path) -> Path:
         shutil.copytree(REPO / "data" / folder, root / "data" / folder, symlinks=True)
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     init_key(root / ".assay" / "keys" / "release.pem")  # as `make run` does first
+    # The NER model cache, as `make model` leaves it: without it the scrub stage builds one.
+    shutil.copytree(REPO / "data" / "models", root / "data" / "models")
     return root
 
 
