@@ -223,6 +223,8 @@ class Measured:
     planted: dict[str, int]
     gate: str  # the release gate's verdict, with its violations when it blocked
     training: str  # DP-SGD steps and seconds per step, from training_runs
+    ledger_rows: int
+    ledger_bytes: int
 
 
 def run_size(n: int, workdir: Path, seed: int, select: str | None = None) -> Measured:
@@ -251,7 +253,23 @@ def run_size(n: int, workdir: Path, seed: int, select: str | None = None) -> Mea
     wall = time.time() - started
     stages = {s: (t, rss.peak(a, b)) for s, (t, a, b) in _step_times(home).items()}
     found, gate, training = _found(params)
-    return Measured(n, wall, returncode, rss.peak(), stages, found, planted, gate, training)
+    rows, size = _ledger_size(params)
+    return Measured(
+        n, wall, returncode, rss.peak(), stages, found, planted, gate, training, rows, size
+    )
+
+
+def _ledger_size(params: Path) -> tuple[int, int]:
+    """Rows in every ledger table, and the ledger file's bytes (after the run's checkpoint)."""
+    from pipelines.params import load_params
+    from resources.core.ledger import Ledger
+
+    path = load_params(params).ledger_path
+    with Ledger(path).reader() as reader:
+        rows = sum(
+            int(reader.query(f'SELECT count(*) AS n FROM "{t}"')["n"][0]) for t in reader.tables()
+        )
+    return rows, Path(path).stat().st_size
 
 
 def _step_times(home: Path) -> dict[str, tuple[float, float, float]]:
@@ -317,6 +335,13 @@ def print_report(results: list[Measured]) -> None:
     for m in results:
         cells = ", ".join(f"{k} {m.planted[k]}/{m.found[k]}" for k in m.planted)
         print(f"{m.docs:>9}  {cells}; DP-SGD: {m.training}; gate: {m.gate}")
+    print()
+    print("ledger after the run")
+    for m in results:
+        print(
+            f"{m.docs:>9}  {m.ledger_rows} rows ({m.ledger_rows / m.docs:.1f} per doc), "
+            f"{m.ledger_bytes / 2**20:.1f} MB ({m.ledger_bytes / m.docs:.0f} B per doc)"
+        )
     if len(results) > 1:
         print()
         _print_slopes(results)
