@@ -48,7 +48,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipelines.sample import _pii_sentence  # noqa: E402  (the sample corpus's PII templates)
+from pipelines.sample import pii_sentence  # noqa: E402  (the sample corpus's PII templates)
 from resources.core.normalize import normalized_sha256  # noqa: E402
 
 ASSAY = str(Path(sys.executable).with_name("assay"))
@@ -106,7 +106,7 @@ def synthetic_corpus(n: int, seed: int = 0) -> Corpus:
     listed = set(originals[len(copied) + n_pii : len(copied) + n_pii + n_listed].tolist())
     texts = [" ".join(vocab[row]) for row in words]
     for i in sorted(pii):
-        texts[i] += " " + _pii_sentence(text_rng)
+        texts[i] += " " + pii_sentence(text_rng)
     corpus = Corpus(texts, pii=pii, listed=listed)
     for k, original in enumerate(copied.tolist()):
         if k < n_exact:

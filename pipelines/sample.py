@@ -166,7 +166,7 @@ def _bban(rng: random.Random) -> str:
     return "".join(str(rng.randint(0, 9)) for _ in range(18))
 
 
-def _pii_sentence(rng: random.Random) -> str:
+def pii_sentence(rng: random.Random) -> str:
     p = _pii(rng)
     templates = [
         f"Please contact {p['name']} at {p['email']} or call {p['phone']}.",
@@ -195,7 +195,7 @@ def _write_forum(path: Path, rng: random.Random, shared: list[str], harmful: lis
     for n in range(240):
         text = _doc(rng, rng.choice(topics))
         if n % 4 == 0:
-            text += " " + _pii_sentence(rng)
+            text += " " + pii_sentence(rng)
         lines.append(json.dumps({"id": f"post-{n:04d}", "text": text}))
     for n, text in enumerate(shared[:9]):  # also in wiki: cross-source duplicates
         lines.append(json.dumps({"id": f"xpost-{n}", "text": text}))
@@ -218,7 +218,7 @@ def _write_tickets(path: Path, rng: random.Random) -> int:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["ticket_id", "subject", "body"])
     for n in range(120):
-        body = f"{_doc(rng, 'databases', 40)} {_pii_sentence(rng)} {_pii_sentence(rng)}"
+        body = f"{_doc(rng, 'databases', 40)} {pii_sentence(rng)} {pii_sentence(rng)}"
         writer.writerow([f"T-{n:04d}", "support request", body])
     writer.writerow(["T-short", "only two fields"])
     data = buffer.getvalue().encode("utf-8")
@@ -241,7 +241,7 @@ def _write_essays(folder: Path, rng: random.Random, harmful: list[str]) -> int:
     for n in range(24):
         text = "\n\n".join(_doc(rng, rng.choice(list(TOPICS)), 60) for _ in range(3))
         if n % 3 == 0:
-            text += "\n\n" + _pii_sentence(rng)
+            text += "\n\n" + pii_sentence(rng)
         (folder / f"essay-{n:02d}.txt").write_text(text + "\n", encoding="utf-8")
     (folder / "harm-2.txt").write_text(harmful[1], encoding="utf-8")
     # Listed by normalized-text hash: differs from the list's text only in case and spacing.
