@@ -28,13 +28,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
 @pytest.mark.e2e
 def test_assay_run_ingests_every_source_and_prints_the_summary(project, tmp_path):
     env = _env(tmp_path)
-    done = subprocess.run(
-        [ASSAY, "run", "--params", str(project)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    done = _assay_run(project, env)
     assert done.returncode == 0, done.stderr[-3000:]
     for source in ("forum", "tickets", "wiki", "essays", "scraped", "photos"):
         assert source in done.stdout
@@ -49,13 +43,7 @@ def test_assay_run_ingests_every_source_and_prints_the_summary(project, tmp_path
     assert _verify(release, project, env).returncode == 0
     assert_release_evidence_is_the_ledgers(release, Ledger(project.parent / "data/ledger.duckdb"))
     _list_a_released_record(project)
-    rescreen = subprocess.run(
-        [ASSAY, "run", "--params", str(project), "--select", "rescreen"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    rescreen = _assay_run(project, env, "rescreen")
     assert rescreen.returncode == 0, rescreen.stderr[-3000:]
     revoked = _verify(release, project, env)
     assert revoked.returncode != 0 and "revoked" in revoked.stdout.lower(), revoked.stdout
@@ -96,6 +84,17 @@ def _latest_release(project: Path) -> Path:
     return Path(row.item())
 
 
+def _assay_run(project: Path, env: dict, select: str | None = None) -> subprocess.CompletedProcess:
+    selection = ["--select", select] if select else []
+    return subprocess.run(
+        [ASSAY, "run", "--params", str(project), *selection],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+
+
 def _verify(release: Path, project: Path, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
         [ASSAY, "verify", "--params", str(project), str(release)],
@@ -131,13 +130,7 @@ def test_assay_run_with_a_missing_source_path_fails_clearly(project, tmp_path):
     project.write_text(yaml.safe_dump(raw))
     (project.parent / "data" / "raw" / "wiki.parquet").unlink()
     env = _env(tmp_path)
-    done = subprocess.run(
-        [ASSAY, "run", "--params", str(project), "--select", "ingest"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    done = _assay_run(project, env, "ingest")
     assert done.returncode == 1
     assert "wiki.parquet does not exist" in done.stdout
     assert "essays" in done.stdout  # the other source still ran

@@ -57,6 +57,12 @@ def dp_evaluation(ledger: Ledger) -> dict:
     ).to_dicts()[0]
 
 
+def copied_project(params_file: Path, tmp_path: Path) -> Path:
+    """A copy of the released project to change, leaving the shared fixture as it is."""
+    shutil.copytree(params_file.parent, tmp_path / "project")
+    return tmp_path / "project" / "params.yaml"
+
+
 def test_the_release_holds_its_evidence_signed(released, released_template):
     params_file, release = released
     names = [
@@ -172,15 +178,13 @@ def test_a_failed_runs_figures_do_not_show(released):
 
 def test_a_releases_report_regenerates_the_same_after_the_ledger_grows(released, tmp_path):
     params_file, release = released
-    copy = tmp_path / "project"
-    shutil.copytree(params_file.parent, copy)
-    copied = copy / "params.yaml"
+    copied = copied_project(params_file, tmp_path)
     ledger = ledger_of(copied)
     ledger.append("incidents", [{"incident_id": "inc-later", "kind": "new", "list_name": "demo",
                                  "list_version": "v1", "record_id": "later"}])  # fmt: skip
     ledger.append("drops", [{"stage": "dedup", "reason": "duplicate_near", "source_id": "forum",
                              "record_id": "x"}], "dedup-1")  # fmt: skip
-    release_copy = copy / release.relative_to(params_file.parent)
+    release_copy = copied.parent / release.relative_to(params_file.parent)
     out = invoke("report", "--params", str(copied), "--release", str(release_copy),
                  "--out", str(tmp_path / "again"))  # fmt: skip
     again = Path(out["written"]["report_json"]).read_text()
@@ -209,9 +213,7 @@ def test_the_ledgers_report_agrees_with_the_auditors_queries(released, tmp_path)
 
 def test_a_blocked_release_gets_the_report_and_page_but_no_cards(released, tmp_path):
     params_file, _ = released
-    copy = tmp_path / "project"
-    shutil.copytree(params_file.parent, copy)
-    copied = copy / "params.yaml"
+    copied = copied_project(params_file, tmp_path)
     ledger = ledger_of(copied)
     source = {"source_id": "wiki", "license": "LicenseRef-Scraped", "consent": "opt_in"}
     ledger.append("sources", [source])
