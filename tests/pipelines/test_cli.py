@@ -70,6 +70,44 @@ def test_verify_exit_codes(ingested, tmp_path):
     assert report["ok"] is False and report["first_bad_entry"] >= 1
 
 
+def test_verify_since_checkpoint_rereads_the_tail_and_catches_an_edit_there(ingested, tmp_path):
+    from pipelines.params import load_params
+    from resources.core.ledger import Ledger
+    from resources.release.keys import key_path, try_signer
+
+    copy = tmp_path / "copy"
+    shutil.copytree(ingested.parent, copy, symlinks=True)
+    params = load_params(copy / "params.yaml")
+    ledger = Ledger(params.ledger_path)
+    signed_head = ledger.verify().entries
+    ledger.checkpoint(try_signer(key_path(params.root, params.release.signing_key)), "test")
+    ledger.append("stage_counts", [_stage_count()], run_id="after-checkpoint")
+    args = ("ledger", "verify", "--since-checkpoint", "--params", str(copy / "params.yaml"))
+
+    clean = _invoke(*args, "--json")
+    report = json.loads(clean.output)
+    assert clean.exit_code == 0 and report["ok"] is True
+    assert report["rows_reread_after_entry"] == signed_head  # the checkpoint row and the append
+
+    con = duckdb.connect(str(params.ledger_path))
+    con.execute("UPDATE stage_counts SET dropped = 99 WHERE run_id = 'after-checkpoint'")
+    con.close()
+    broken = _invoke(*args)
+    assert broken.exit_code == 1
+    # Entry signed_head + 1 is the checkpoint's own row; the edited append comes after it.
+    assert f"ledger BROKEN at entry {signed_head + 2}" in broken.output
+
+
+def _stage_count() -> dict:
+    return {
+        "stage": "ingest",
+        "source_id": "forum",
+        "records_in": 1,
+        "records_out": 1,
+        "dropped": 0,
+    }
+
+
 def test_sample_rebuilds_the_committed_corpus_byte_for_byte(tmp_path):
     result = _invoke("sample", "--out", str(tmp_path))
     assert result.exit_code == 0
