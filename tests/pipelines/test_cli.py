@@ -81,7 +81,8 @@ def test_verify_since_checkpoint_rereads_the_tail_and_catches_an_edit_there(inge
     ledger = Ledger(params.ledger_path)
     signed_head = ledger.verify().entries
     ledger.checkpoint(try_signer(key_path(params.root, params.release.signing_key)), "test")
-    ledger.append("stage_counts", [_stage_count()], run_id="after-checkpoint")
+    row = {"stage": "ingest", "source_id": "forum", "records_in": 1, "records_out": 1, "dropped": 0}
+    ledger.append("stage_counts", [row], run_id="after-checkpoint")
     args = ("ledger", "verify", "--since-checkpoint", "--params", str(copy / "params.yaml"))
 
     clean = _invoke(*args, "--json")
@@ -96,16 +97,6 @@ def test_verify_since_checkpoint_rereads_the_tail_and_catches_an_edit_there(inge
     assert broken.exit_code == 1
     # Entry signed_head + 1 is the checkpoint's own row; the edited append comes after it.
     assert f"ledger BROKEN at entry {signed_head + 2}" in broken.output
-
-
-def _stage_count() -> dict:
-    return {
-        "stage": "ingest",
-        "source_id": "forum",
-        "records_in": 1,
-        "records_out": 1,
-        "dropped": 0,
-    }
 
 
 def test_sample_rebuilds_the_committed_corpus_byte_for_byte(tmp_path):
