@@ -27,10 +27,12 @@ run: $(STAMP) model
 	$(VENV)/bin/assay run
 	$(VENV)/bin/assay verify "$$(ls -d data/release/2* | sort | tail -n 1)"
 
+# Two pytest workers, one per core; the fixtures of a module stay on one worker (loadfile).
+TEST_WORKERS ?= 2
 test: $(STAMP) model
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 ui: $(STAMP)
 	$(VENV)/bin/assay ui

@@ -297,7 +297,8 @@ def resolve(spans: Iterable[Span], text: str | None = None) -> list[Span]:
         else:
             group.append(s)
     merged = [s for group in by_type.values() for s in group]
-    streets = [(s.start, s.end) for s in by_type.get("ADDRESS", ())]
+    patterns = [s for s in merged if s.entity_type not in ner_model.LABELS]
+    streets = [(s.start, s.end) for s in by_type.get("ADDRESS", ()) if not _beaten(s, patterns)]
     merged = [s for s in merged if not _inside_a_street(s, streets)]
     merged.sort(key=lambda s: (-s.score, not s.confirmed, s.start - s.end, s.start))
     taken: list[tuple[int, int]] = []  # sorted, disjoint
@@ -330,6 +331,12 @@ def _inside_a_street(span: Span, streets: list[tuple[int, int]]) -> bool:
     return span.entity_type == "PERSON" and any(
         start <= span.start and span.end <= end for start, end in streets
     )
+
+
+def _beaten(span: Span, others: list[Span]) -> bool:
+    """Whether a better-scored span of another type overlaps span: the model's "SSN is
+    366-76-9891. Pablo Garcia" is no street, and the name in it stays a name."""
+    return any(o.start < span.end and span.start < o.end and o.score > span.score for o in others)
 
 
 def _uncovered(span: Span, taken: list[tuple[int, int]]) -> list[tuple[int, int]]:

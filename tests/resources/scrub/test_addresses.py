@@ -55,3 +55,14 @@ def test_a_name_inside_an_address_is_the_streets():
     assert resolve([name, street]) == [street]
     alone = Span(0, 3, "PERSON", 0.85)
     assert resolve([alone, street]) == [alone, street]
+
+
+def test_a_name_inside_an_address_that_holds_an_ssn_stays_a_name():
+    text = "her SSN is 366-76-9891. Pablo Garcia lives at 7556 Kingsway, Portland"
+    ssn = Span(11, 22, "US_SSN", 0.85)
+    name = Span(24, 36, "PERSON", 0.85)
+    not_a_street = Span(4, 36, "ADDRESS", 0.41)  # as a model once read it
+    assert [text[s.start : s.end] for s in resolve([ssn, name, not_a_street], text)] == [
+        "366-76-9891",
+        "Pablo Garcia",
+    ]
