@@ -10,7 +10,6 @@ Ray is imported only when the engine is ``ray``; it is no runtime dependency of 
 
 import hashlib
 import multiprocessing
-import os
 import pickle
 import signal
 from collections.abc import Callable, Iterable
@@ -119,16 +118,9 @@ def connect(engine: EngineConfig) -> Any:
     if ray.is_initialized():
         return ray
     if engine.address is not None:
-        ray.init(address=engine.address, include_dashboard=False)
+        ray.init(address=engine.address)
         return ray
-    # A Ray started for one run listens on loopback only, so it needs no access token (Ray
-    # would otherwise write one under the user's home).
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(
-        num_cpus=engine.num_cpus,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-    )
+    ray.init(num_cpus=engine.num_cpus, include_dashboard=False)
     return ray
 
 
