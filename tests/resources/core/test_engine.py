@@ -52,11 +52,8 @@ def test_num_cpus_is_refused_beside_an_address():
         EngineConfig(kind="ray", address="ray://head:10001", num_cpus=2)
 
 
-def test_ray_keeps_order_and_prepares_each_worker_process_once():
-    pytest.importorskip("ray")
-    done = map_batches(
-        _shift, BATCHES, EngineConfig(kind="ray", num_cpus=2), init=_prepare, init_args=(100,)
-    )
+def test_ray_keeps_order_and_prepares_each_worker_process_once(ray_engine):
+    done = map_batches(_shift, BATCHES, ray_engine, init=_prepare, init_args=(100,))
     assert [values for values, _, _ in done] == SHIFTED
     workers = {pid for _, pid, _ in done}
     assert os.getpid() not in workers and len(workers) < len(BATCHES)

@@ -250,12 +250,8 @@ def test_two_workers_give_the_same_results_in_order():
     assert [r.counts for r in parallel] == [r.counts for r in serial]
 
 
-def test_ray_workers_hash_with_the_salt_this_process_read(monkeypatch):
-    pytest.importorskip("ray")
-    from resources.core.engine import EngineConfig, connect
-
-    ray = EngineConfig(kind="ray", num_cpus=2)
-    connect(ray)  # Ray's workers take its environment now, before the salt is set
+def test_ray_workers_hash_with_the_salt_this_process_read(ray_engine, monkeypatch):
+    # Ray started (the fixture) before the salt is set: its workers never saw the variable.
     monkeypatch.setenv("ASSAY_PII_SALT", "known-to-this-process-only")
     texts = [t for t, _ in SAMPLES.values()] * 2
     config = ScrubConfig(
@@ -264,7 +260,7 @@ def test_ray_workers_hash_with_the_salt_this_process_read(monkeypatch):
         default_operator=Operator(kind="hash"),
         batch_size=3,
     )
-    on_ray = [r.text for r in scrub_texts(texts, config, ray)]
+    on_ray = [r.text for r in scrub_texts(texts, config, ray_engine)]
     assert on_ray == [r.text for r in scrub_texts(texts, config)]
     assert on_ray != [Scrubber(config, DEV_SALT.encode()).scrub(t).text for t in texts]
 
