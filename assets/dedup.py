@@ -35,7 +35,9 @@ def build_dedup_asset(params: Params) -> dg.AssetsDefinition:
         records; new or changed ones are deduplicated against them (data/dedup/_signatures/).
         """
         config = stage.params.dedup
-        outcome = run(config, stage.ledger, stage.run_id, stage.params.corpus())
+        outcome = run(
+            config, stage.ledger, stage.run_id, stage.params.corpus(), stage.params.engine
+        )
         return StageResult(
             metadata=_metadata(outcome),
             data_version=outcome.data_version,

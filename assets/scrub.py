@@ -33,7 +33,9 @@ def build_scrub_asset(params: Params) -> dg.AssetsDefinition:
         never a value.
         """
         config = stage.params.pii
-        outcome = run(config, stage.ledger, stage.run_id, stage.params.corpus())
+        outcome = run(
+            config, stage.ledger, stage.run_id, stage.params.corpus(), stage.params.engine
+        )
         found = outcome.residual
         residual_check = dg.AssetCheckResult(
             check_name="pii_residual",

@@ -13,6 +13,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from resources.core.config import Section
 from resources.core.corpus import Corpus, Policy, Source, UnknownSourceError
+from resources.core.engine import EngineConfig
 from resources.core.lineage import LineageConfig
 from resources.core.storage import json_sha256
 from resources.dedup.config import DedupConfig
@@ -35,6 +36,7 @@ class Paths(Section):
 class Params(Section):
     paths: Paths = Paths()
     policy: Policy = Policy()
+    engine: EngineConfig = EngineConfig()
     ingest: IngestConfig = IngestConfig()
     dedup: DedupConfig = DedupConfig()
     pii: ScrubConfig = ScrubConfig()

@@ -33,6 +33,19 @@ def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture
+def ray_engine():
+    """engine: ray on a local Ray of 2 CPUs, shut down after the test: later tests in this
+    process fork worker pools, and gRPC (Ray's) does not support fork while its threads run."""
+    ray = pytest.importorskip("ray")
+    from resources.core.engine import EngineConfig, connect
+
+    engine = EngineConfig(kind="ray", num_cpus=2)
+    connect(engine)
+    yield engine
+    ray.shutdown()
+
+
 def copy_project(dest: Path) -> Path:
     """params.yaml, the sample corpus, and a signing key (as `assay keys init` makes it)."""
     from resources.release.keys import init_key

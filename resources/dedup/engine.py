@@ -16,11 +16,13 @@ the method and the similarity.
 
 import hashlib
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from resources.core.engine import LOCAL, EngineConfig, map_batches
 from resources.core.hamming import pairs_within
 from resources.core.normalize import normalize_text
 from resources.core.reasons import Reason
@@ -31,7 +33,7 @@ from resources.dedup.clusters import (
     select_survivors,
     size_histogram,
 )
-from resources.dedup.config import DedupConfig
+from resources.dedup.config import DedupConfig, MinHashConfig
 from resources.dedup.images import image_keys
 from resources.dedup.lsh import band_keys, candidate_pairs
 from resources.dedup.minhash import (
@@ -90,6 +92,7 @@ def deduplicate(
     rank: np.ndarray,
     accepted: pl.DataFrame | None,
     config: DedupConfig,
+    engine: EngineConfig = LOCAL,
 ) -> DedupResult:
     """Dedup `new` records (RECORD_SCHEMA, ranked by survivor_rank: lower is better) among
     themselves and against `accepted` (ACCEPTED_SCHEMA plus the records' text, which the
@@ -99,7 +102,7 @@ def deduplicate(
     then source_key."""
     if accepted is None:
         accepted = pl.DataFrame(schema={**ACCEPTED_SCHEMA, "text": pl.String()})
-    exact_keys, new_sig, new_phash, size = _new_keys(new, config)
+    exact_keys, new_sig, new_phash, size = _new_keys(new, config, engine)
     pool = _pool(new, exact_keys, accepted)
     n_acc = accepted.height
     protected = np.arange(pool.height) < n_acc
@@ -144,33 +147,44 @@ def deduplicate(
 
 
 def _new_keys(
-    new: pl.DataFrame, config: DedupConfig
+    new: pl.DataFrame, config: DedupConfig, engine: EngineConfig
 ) -> tuple[list[str | None], np.ndarray, np.ndarray, np.ndarray]:
-    """Exact key of every new record, MinHash of every text, pHash of every image, and the
-    content size (characters, pixels) that breaks survivor ties.
-
-    Each text is normalized once, for both its exact key (normalized_sha256) and its shingles.
-    """
-    cfg = config
+    """Exact key of every new record, MinHash of every text (on the engine), pHash of every
+    image, and the content size (characters, pixels) that breaks survivor ties."""
     kinds = new["kind"].to_numpy()
     exact: list[str | None] = [None] * new.height
-    sig = np.zeros((new.height, cfg.num_perm), np.uint32)
+    sig = np.zeros((new.height, config.num_perm), np.uint32)
     phash = np.zeros(new.height, np.uint64)
     size = new["text"].str.len_chars().fill_null(0).to_numpy().astype(np.int64)
     text_rows = np.flatnonzero(kinds == TEXT)
     texts = new["text"]
-    for s in range(0, text_rows.size, config.batch_size):
-        rows = text_rows[s : s + config.batch_size]
-        normalized = [normalize_text(t) for t in texts.gather(rows).to_list()]
-        for row, text in zip(rows.tolist(), normalized, strict=True):
-            exact[row] = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        batch = shingle_hashes(normalized, cfg, normalized=True)
-        sig[rows] = signatures(batch, cfg.num_perm, cfg.seed)
+    step = config.batch_size
+    row_batches = [text_rows[s : s + step] for s in range(0, text_rows.size, step)]
+    keyed = map_batches(
+        partial(text_keys, config),
+        (texts.gather(rows).to_list() for rows in row_batches),
+        engine,
+    )
+    for rows, (keys, batch_sig) in zip(row_batches, keyed, strict=True):
+        for row, key in zip(rows.tolist(), keys, strict=True):
+            exact[row] = key
+        sig[rows] = batch_sig
     paths = new["image_path"]
     for row in np.flatnonzero(kinds == IMAGE).tolist():
         keys = image_keys(paths[row])
         exact[row], phash[row], size[row] = keys.pixel_sha256, keys.phash, keys.pixels
     return exact, sig, phash, size
+
+
+def text_keys(config: MinHashConfig, texts: list[str]) -> tuple[list[str], np.ndarray]:
+    """Exact key (sha256 of the normalized text) and MinHash signature of each text.
+
+    Each text is normalized once, for both. One batch's work, on whichever engine runs it.
+    """
+    normalized = [normalize_text(t) for t in texts]
+    exact = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in normalized]
+    batch = shingle_hashes(normalized, config, normalized=True)
+    return exact, signatures(batch, config.num_perm, config.seed)
 
 
 def _total_rank(pool: pl.DataFrame, n_acc: int, rank: np.ndarray, size: np.ndarray) -> np.ndarray:

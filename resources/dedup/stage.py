@@ -13,6 +13,7 @@ import polars as pl
 
 from resources.core.audit import LIVE
 from resources.core.corpus import Corpus
+from resources.core.engine import LOCAL, EngineConfig
 from resources.core.ledger import Ledger, evidence
 from resources.core.reasons import Reason
 from resources.core.records import DROP_SCHEMA, TEXT
@@ -102,10 +103,16 @@ def current_digests(corpus: Corpus, records: pl.DataFrame) -> dict[str, str]:
     return {s: json_sha256([by_records.get(s), facts[s]]) for s in corpus.source_ids}
 
 
-def run(config: DedupConfig, ledger: Ledger, run_id: str, corpus: Corpus) -> DedupOutcome:
-    """Dedup the new or changed sources against the accepted set; write data/dedup/<source>
-    .parquet for each, drop the files of sources no longer declared, ledger it all, save the
-    store, and audit a sample of what is kept."""
+def run(
+    config: DedupConfig,
+    ledger: Ledger,
+    run_id: str,
+    corpus: Corpus,
+    engine: EngineConfig = LOCAL,
+) -> DedupOutcome:
+    """Dedup the new or changed sources against the accepted set (MinHash signatures on the
+    engine); write data/dedup/<source>.parquet for each, drop the files of sources no longer
+    declared, ledger it all, save the store, and audit a sample of what is kept."""
     data_dir = corpus.data_dir
     records = read_stage(data_dir, UPSTREAM, corpus.source_ids)
     store = SignatureStore(data_dir / STAGE / "_signatures")
@@ -127,7 +134,7 @@ def run(config: DedupConfig, ledger: Ledger, run_id: str, corpus: Corpus) -> Ded
         corpus.policy.allowed_consent,
         config.survivor_order,
     )
-    result = deduplicate(new, rank, accepted, config)
+    result = deduplicate(new, rank, accepted, config, engine)
     audited = result.accepted.join(texts, on=["source_id", "source_key"], how="left")
     violations, estimate = audit_kept(audited, config, config.check_sample, config.check_confidence)
     result, removed, unresolved = remove_verified(result, violations, new, rank)

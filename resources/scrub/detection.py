@@ -23,9 +23,7 @@ import bisect
 import hashlib
 import hmac
 import logging
-import multiprocessing
 import re
-import signal
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +38,7 @@ from presidio_analyzer import (
 )
 from presidio_analyzer.nlp_engine import NlpEngineProvider
 
+from resources.core.engine import LOCAL, EngineConfig, map_batches, parallelism
 from resources.scrub import ner_model
 from resources.scrub.addresses import ADDRESS_TRIGGER, AddressPatternRecognizer
 from resources.scrub.config import (
@@ -519,14 +518,19 @@ def anonymize(text: str, spans: Sequence[Span], config: ScrubConfig, salt: bytes
 # --------------------------------------------------------------------------- scrubber
 
 
+def hash_salt(config: ScrubConfig) -> bytes:
+    """The HMAC key of the hash operator; empty when no operator hashes."""
+    ops = [config.default_operator, *config.operators.values()]
+    return resolve_salt(config.salt_env) if any(o.kind == "hash" for o in ops) else b""
+
+
 class Scrubber:
     """Detect and anonymize; the unit a worker process builds once."""
 
-    def __init__(self, config: ScrubConfig) -> None:
+    def __init__(self, config: ScrubConfig, salt: bytes | None = None) -> None:
         self.config = config
         self.detector = Detector(config)
-        ops = [config.default_operator, *config.operators.values()]
-        self.salt = resolve_salt(config.salt_env) if any(o.kind == "hash" for o in ops) else b""
+        self.salt = hash_salt(config) if salt is None else salt
 
     def scrub(self, text: str) -> ScrubResult:
         return self.scrub_many([text])[0]
@@ -624,12 +628,9 @@ _worker: Scrubber | None = None
 BATCHES_PER_WORKER = 4
 
 
-def _init_worker(config: ScrubConfig) -> None:
+def _build_worker(config: ScrubConfig, salt: bytes) -> None:
     global _worker
-    # A forked worker inherits the parent's handlers (Dagster's raise on SIGTERM/SIGINT).
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    _worker = Scrubber(config)
+    _worker = Scrubber(config, salt)
 
 
 def _scrub_batch(texts: list[str]) -> list[ScrubResult]:
@@ -637,32 +638,42 @@ def _scrub_batch(texts: list[str]) -> list[ScrubResult]:
     return _worker.scrub_many(texts)
 
 
-def scrub_texts(texts: Sequence[str], config: ScrubConfig) -> list[ScrubResult]:
-    """Scrub many texts in order, on config.workers processes (each builds its Scrubber once)."""
+def scrub_texts(
+    texts: Sequence[str], config: ScrubConfig, engine: EngineConfig = LOCAL
+) -> list[ScrubResult]:
+    """Scrub many texts in order, on the engine's workers (each builds its Scrubber once).
+
+    The local engine runs config.workers processes; Ray runs a task per batch.
+    """
+    if not texts:
+        return []
+    salt = hash_salt(config)  # resolved here, so every worker keys its hashes the same
     if config.ner:
-        # Built once here, not by each worker at the same time; loaded here, so that forked
-        # workers share the loaded model and name lists instead of each reading them again.
-        preload(str(ner_model.ensure_model()))
-    if config.workers <= 1 or len(texts) < 2 * config.batch_size:
-        scrubber = Scrubber(config)
+        model = str(ner_model.ensure_model())  # built once here, not by each worker at once
+        if engine.kind == "local":
+            # Loaded here, so that forked workers share the loaded model and name lists
+            # instead of each reading them again.
+            preload(model)
+    if engine.kind == "local" and (config.workers <= 1 or len(texts) < 2 * config.batch_size):
+        scrubber = Scrubber(config, salt)
         return [
             r for i in range(0, len(texts), 256) for r in scrubber.scrub_many(texts[i : i + 256])
         ]
     # Large documents first would balance better, but order must hold; small batches suffice:
     # at least BATCHES_PER_WORKER each (150 long texts in batches of 64 kept one worker idle).
-    size = min(config.batch_size, -(-len(texts) // (config.workers * BATCHES_PER_WORKER)))
+    workers = parallelism(engine, config.workers)
+    size = min(config.batch_size, -(-len(texts) // (workers * BATCHES_PER_WORKER)))
     batches = [list(texts[i : i + size]) for i in range(0, len(texts), size)]
-    ctx = multiprocessing.get_context(config.start_method)
-    pool = ctx.Pool(config.workers, initializer=_init_worker, initargs=(config,))
-    try:
-        results = [r for batch in pool.imap(_scrub_batch, batches) for r in batch]
-        pool.close()  # let workers finish and exit on their own
-        return results
-    except BaseException:
-        pool.terminate()
-        raise
-    finally:
-        pool.join()
+    done = map_batches(
+        _scrub_batch,
+        batches,
+        engine,
+        init=_build_worker,
+        init_args=(config, salt),
+        workers=config.workers,
+        start_method=config.start_method,
+    )
+    return [r for batch in done for r in batch]
 
 
 def residual(texts: Iterable[str], config: ScrubConfig) -> Counter:

@@ -17,6 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from resources.core.corpus import Corpus
+from resources.core.engine import LOCAL, EngineConfig
 from resources.core.ledger import Ledger, evidence
 from resources.core.reasons import Reason
 from resources.core.records import DROP_SCHEMA, RECORD_SCHEMA, TEXT
@@ -55,7 +56,12 @@ def upstream_sources(data_dir: str | Path, source_ids: list[str]) -> list[str]:
 
 
 def scrub_stage(
-    data_dir: str | Path, source_ids: list[str], config: ScrubConfig, ledger: Ledger, run_id: str
+    data_dir: str | Path,
+    source_ids: list[str],
+    config: ScrubConfig,
+    ledger: Ledger,
+    run_id: str,
+    engine: EngineConfig = LOCAL,
 ) -> ScrubOutcome:
     """Scrub every source's upstream records; write data/scrub/<source>.parquet; ledger it."""
     from resources.scrub.detection import scrub_texts  # Presidio loads in ~3 s: only when scrubbing
@@ -65,7 +71,7 @@ def scrub_stage(
     is_text = (pl.col("kind") == TEXT) & pl.col("text").is_not_null()
     texts = records.filter(is_text)
     started = time.perf_counter()
-    results = scrub_texts(texts["text"].to_list(), config)
+    results = scrub_texts(texts["text"].to_list(), config, engine)
     seconds = time.perf_counter() - started
 
     scrubbed = texts.with_columns(
@@ -201,13 +207,20 @@ def detector_model_row() -> dict:
     }
 
 
-def run(config: ScrubConfig, ledger: Ledger, run_id: str, corpus: Corpus) -> ScrubOutcome:
-    """Scrub every source, then re-scan the output sensitively and record what is left."""
+def run(
+    config: ScrubConfig,
+    ledger: Ledger,
+    run_id: str,
+    corpus: Corpus,
+    engine: EngineConfig = LOCAL,
+) -> ScrubOutcome:
+    """Scrub every source on the engine, then re-scan the output sensitively (here) and record
+    what is left."""
     if config.ner:
         model = detector_model_row()
         ledger.append("detector_models", [model], run_id)
         measured.record(ledger, model["model_sha256"])
-    outcome = scrub_stage(corpus.data_dir, corpus.source_ids, config, ledger, run_id)
+    outcome = scrub_stage(corpus.data_dir, corpus.source_ids, config, ledger, run_id, engine)
     sources = upstream_sources(corpus.data_dir, corpus.source_ids)
     outcome.residual = rescan(corpus.data_dir, sources, config)
     ledger.append_many([("pii_residuals", outcome.residual.rows)], run_id)  # may be empty

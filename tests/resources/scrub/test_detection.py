@@ -250,6 +250,21 @@ def test_two_workers_give_the_same_results_in_order():
     assert [r.counts for r in parallel] == [r.counts for r in serial]
 
 
+def test_ray_workers_hash_with_the_salt_this_process_read(ray_engine, monkeypatch):
+    # Ray started (the fixture) before the salt is set: its workers never saw the variable.
+    monkeypatch.setenv("ASSAY_PII_SALT", "known-to-this-process-only")
+    texts = [t for t, _ in SAMPLES.values()] * 2
+    config = ScrubConfig(
+        ner=False,
+        entities=["EMAIL_ADDRESS", "PHONE_NUMBER"],
+        default_operator=Operator(kind="hash"),
+        batch_size=3,
+    )
+    on_ray = [r.text for r in scrub_texts(texts, config, ray_engine)]
+    assert on_ray == [r.text for r in scrub_texts(texts, config)]
+    assert on_ray != [Scrubber(config, DEV_SALT.encode()).scrub(t).text for t in texts]
+
+
 def test_residual_rescan_finds_nothing_in_scrubbed_text():
     texts = [t for t, _ in SAMPLES.values()]
     config = ScrubConfig()
