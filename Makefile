@@ -27,12 +27,12 @@ run: $(STAMP) model
 	$(VENV)/bin/assay run
 	$(VENV)/bin/assay verify "$$(ls -d data/release/2* | sort | tail -n 1)"
 
-# Two pytest workers, one per core; the fixtures of a module stay on one worker (loadfile).
+# Two pytest workers, one per core (tests/conftest.py starts the slow e2e tests first).
 TEST_WORKERS ?= 2
 test: $(STAMP) model
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 ui: $(STAMP)
 	$(VENV)/bin/assay ui

@@ -13,6 +13,12 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """e2e tests first: each takes a minute or more, and started last they would leave the
+    other xdist worker idle while they finish (`make test` runs two workers)."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A copy of params.yaml and data/raw + data/hashlists; returns the params.yaml path."""
