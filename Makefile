@@ -32,7 +32,7 @@ TEST_WORKERS ?= 2
 test: $(STAMP) model
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -n $(TEST_WORKERS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --maxschedchunk 2
 
 ui: $(STAMP)
 	$(VENV)/bin/assay ui
