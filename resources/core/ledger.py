@@ -19,6 +19,7 @@ import json
 import os
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ import pyarrow.parquet as pq
 
 from resources.core.ledger_digest import (
     V2,
+    Column,
     arrow_digest,
     canonical_columns,
     stream_entries,
@@ -377,15 +379,27 @@ class LedgerWriter:
 
     def _insert(self, table: str, batch: pa.Table, seq: int) -> tuple[str | None, dict]:
         """INSERT the batch; hash it and derive its lookup rows from the same Arrow buffers:
-        (digest, or None when DuckDB converts a column on the way in; lookup rows)."""
-        self._con.register("_batch", batch)
-        try:
-            self._con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _batch")
-        finally:
-            self._con.unregister("_batch")
-        digest = arrow_digest(table, canonical_columns(self._con, table), batch)
-        indexed = table in INDEXED_TABLES
-        return digest, (lookup_rows(batch, seq) if indexed and digest else {})
+        (digest, or None when DuckDB converts a column on the way in; lookup rows).
+
+        The hashing runs in a thread while DuckDB inserts: both release the GIL, and the
+        INSERT alone leaves part of the cores idle."""
+        columns = canonical_columns(self._con, table)
+        with ThreadPoolExecutor(1, thread_name_prefix="ledger-digest") as hashing:
+            derived = hashing.submit(_digest_and_lookups, table, columns, batch, seq)
+            self._con.register("_batch", batch)
+            try:
+                self._con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _batch")
+            finally:
+                self._con.unregister("_batch")
+            return derived.result()
+
+
+def _digest_and_lookups(
+    table: str, columns: list[Column], batch: pa.Table, seq: int
+) -> tuple[str | None, dict[str, pa.Table]]:
+    digest = arrow_digest(table, columns, batch)
+    indexed = table in INDEXED_TABLES
+    return digest, (lookup_rows(batch, seq) if indexed and digest else {})
 
 
 def _stored_lookups(con: duckdb.DuckDBPyConnection, table: str, seq: int) -> dict[str, pa.Table]:

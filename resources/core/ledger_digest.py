@@ -109,6 +109,8 @@ def _stored_as(batch: pa.Table, name: str, kind: str, dtype: str) -> pa.Array | 
     if kind == "int" and dtype.startswith("TIMESTAMP"):
         fits = pa.types.is_timestamp(kind_of) and kind_of.unit == "us"
         return array.cast(pa.int64()) if fits else None
+    if kind == "text" and (pa.types.is_string(kind_of) or pa.types.is_large_string(kind_of)):
+        return array  # hashed from its offsets and bytes as they are: no copy
     return array.cast(canonical) if fits else None
 
 
@@ -148,15 +150,17 @@ def _column_parts(array: pa.Array, kind: str) -> tuple[bytes, bytes, bytes | mem
     else:
         valid = b"\x01" * len(array)
     if kind == "text":
-        array = array.cast(pa.large_string())
+        if not pa.types.is_string(array.type):
+            array = array.cast(pa.large_string())
         if array.null_count:
             array = array.fill_null("")
-        offsets = np.frombuffer(array.buffers()[1], np.int64)[
+        width = np.int32 if pa.types.is_string(array.type) else np.int64
+        offsets = np.frombuffer(array.buffers()[1], width)[
             array.offset : array.offset + len(array) + 1
         ]
         data = array.buffers()[2]
         payload = memoryview(data)[offsets[0] : offsets[-1]] if data is not None else b""
-        return valid, np.diff(offsets).tobytes(), payload
+        return valid, np.diff(offsets).astype(np.int64).tobytes(), payload
     filler = {"int": 0, "float": 0.0, "bool": False}[kind]
     values = array.fill_null(filler).to_numpy(zero_copy_only=False)
     if kind == "bool":

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 
 import duckdb
+import numba
 import numpy as np
 import pyarrow as pa
 
@@ -46,67 +47,55 @@ def _text_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         array.offset : array.offset + len(array) + 1
     ]
     buffer = array.buffers()[2]
-    data = np.frombuffer(buffer, np.uint8)[offsets[0] : offsets[-1]] if buffer else np.zeros(0)
-    return valid, offsets - offsets[0], data.astype(np.uint8)
+    data = np.frombuffer(buffer, np.uint8) if buffer else np.zeros(0, np.uint8)
+    data = data[offsets[0] : offsets[-1]]
+    return valid, offsets - offsets[0], data
 
 
 def prefix_keys(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """lookup_record_id's (k, valid): the first 8 UTF-8 bytes of each value, big-endian,
     zero-padded; order-preserving, so the ids with a given prefix are one range of k."""
     valid, offsets, data = _text_buffers(array)
-    starts, lengths = offsets[:-1], np.diff(offsets)
-    padded = np.concatenate([data, np.zeros(8, np.uint8)])
-    window = padded[starts[:, None] + np.arange(8)]  # one gather of 8 bytes a row
-    window[np.arange(8) >= lengths[:, None]] = 0
-    return np.ascontiguousarray(window).view(">u8").ravel().astype(np.uint64), valid
-
-
-class _Powers:
-    """MULTIPLIER**j and its inverse**j mod 2**64 for j < n, grown on demand (the multiplier
-    is odd, so it has an inverse): the polynomial of a string at any offset of the flat byte
-    buffer is then one multiply and one sum, with no per-byte position array."""
-
-    def __init__(self) -> None:
-        self.up = np.ones(1, np.uint64)
-        self.down = np.ones(1, np.uint64)
-
-    def upto(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        if len(self.up) < n:
-            size = max(n, 2 * len(self.up))
-            with np.errstate(over="ignore"):
-                self.up = np.concatenate(
-                    [[np.uint64(1)], np.cumprod(np.full(size - 1, _MULTIPLIER, np.uint64))]
-                )
-                inverse = np.uint64(pow(int(_MULTIPLIER), -1, 1 << 64))
-                self.down = np.concatenate(
-                    [[np.uint64(1)], np.cumprod(np.full(size - 1, inverse, np.uint64))]
-                )
-        return self.up[:n], self.down[:n]
-
-
-_POWERS = _Powers()
+    return _prefixes(offsets, data), valid
 
 
 def text_hashes(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """lookup_source_key's (k, valid): a 64-bit polynomial hash of each value's UTF-8 bytes,
-    sum((byte + 1) * MULTIPLIER**i), finished with splitmix64; vectorised, and a fixed
-    definition (not a library's hash, which may change between versions)."""
+    sum((byte + 1) * MULTIPLIER**i) mod 2**64, finished with splitmix64; a fixed definition
+    (not a library's hash, which may change between versions)."""
     valid, offsets, data = _text_buffers(array)
-    lengths = np.diff(offsets)
-    sums = np.zeros(len(lengths), np.uint64)
-    if len(data):
-        up, down = _POWERS.upto(len(data))
-        with np.errstate(over="ignore"):
-            terms = (data.astype(np.uint64) + np.uint64(1)) * up  # byte j times M**j
-            filled = np.flatnonzero(lengths)
-            starts = offsets[:-1][filled]
-            sums[filled] = np.add.reduceat(terms, starts) * down[starts]  # shift to M**0
-    with np.errstate(over="ignore"):
-        mixed = sums ^ (lengths.astype(np.uint64) * _MIX[1])
+    return _polynomials(offsets, data), valid
+
+
+# Compiled loops: one pass over the bytes, where numpy needed a uint64 per byte (8x the
+# text) and a gather per row; the append hashes every key of every entry.
+@numba.njit(cache=True, nogil=True)
+def _prefixes(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(offsets) - 1, np.uint64)
+    for row in range(len(out)):
+        start, end = offsets[row], offsets[row + 1]
+        k = np.uint64(0)
+        for j in range(8):
+            byte = data[start + j] if start + j < end else 0
+            k = (k << np.uint64(8)) | np.uint64(byte)
+        out[row] = k
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _polynomials(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(offsets) - 1, np.uint64)
+    for row in range(len(out)):
+        start, end = offsets[row], offsets[row + 1]
+        total, power = np.uint64(0), np.uint64(1)
+        for j in range(start, end):
+            total += (np.uint64(data[j]) + np.uint64(1)) * power
+            power *= _MULTIPLIER
+        mixed = total ^ (np.uint64(end - start) * _MIX[1])
         mixed = (mixed ^ (mixed >> np.uint64(30))) * _MIX[0]
         mixed = (mixed ^ (mixed >> np.uint64(27))) * _MIX[1]
-        mixed ^= mixed >> np.uint64(31)
-    return mixed, valid
+        out[row] = mixed ^ (mixed >> np.uint64(31))
+    return out
 
 
 KEYS = {
