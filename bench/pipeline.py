@@ -139,8 +139,9 @@ def source_of(index: int) -> str:
     return f"bench{index % SOURCES}"
 
 
-def write_project(root: Path, corpus: Corpus) -> Path:
-    """params.yaml (the repo's, with these sources), the JSONL sources, the hash list, a key."""
+def write_project(root: Path, corpus: Corpus, engine: str = "local") -> Path:
+    """params.yaml (the repo's, with these sources and engine), the JSONL sources, the hash
+    list, a key."""
     from resources.release.keys import init_key
 
     raw, lists = root / "data" / "raw", root / "data" / "hashlists"
@@ -159,6 +160,7 @@ def write_project(root: Path, corpus: Corpus) -> Path:
         writer.writerows(corpus.hash_rows)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["sources"] = [_source(s) for s in _source_ids()]
+    params["engine"] = {**params.get("engine", {}), "kind": engine}
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     init_key(root / ".assay" / "keys" / "release.pem")
@@ -215,6 +217,7 @@ class TreeRss:
 @dataclass
 class Measured:
     docs: int
+    engine: str
     wall: float
     returncode: int
     peak_rss: int
@@ -227,7 +230,9 @@ class Measured:
     ledger_bytes: int
 
 
-def run_size(n: int, workdir: Path, seed: int, select: str | None = None) -> Measured:
+def run_size(
+    n: int, workdir: Path, seed: int, select: str | None = None, engine: str = "local"
+) -> Measured:
     corpus = synthetic_corpus(n, seed)
     planted = {
         "listed": len(corpus.listed),
@@ -235,7 +240,7 @@ def run_size(n: int, workdir: Path, seed: int, select: str | None = None) -> Mea
         "near copies": len(corpus.near),
         "docs with PII": len(corpus.pii),
     }
-    params = write_project(workdir, corpus)
+    params = write_project(workdir, corpus, engine)
     del corpus  # the run, not the generator, is measured; free its memory first
     home = workdir / ".dagster_home"
     env = {**os.environ, "DAGSTER_HOME": str(home), "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": ""}
@@ -255,7 +260,7 @@ def run_size(n: int, workdir: Path, seed: int, select: str | None = None) -> Mea
     found, gate, training = _found(params)
     rows, size = _ledger_size(params)
     return Measured(
-        n, wall, returncode, rss.peak(), stages, found, planted, gate, training, rows, size
+        n, engine, wall, returncode, rss.peak(), stages, found, planted, gate, training, rows, size
     )
 
 
@@ -316,18 +321,20 @@ def _found(params: Path) -> tuple[dict[str, int], str, str]:
 
 
 def print_report(results: list[Measured]) -> None:
-    header = f"{'docs':>9} {'stage':>8} {'seconds':>9} {'docs/s':>9} {'peak RSS MB':>12}"
-    print(header)
+    columns = ("docs", "engine", "stage", "seconds", "docs/s")
+    widths = (9, 6, 8, 9, 9)
+    print(" ".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True)), "peak RSS MB")
     for m in results:
+        row = f"{m.docs:>9} {m.engine:>6}"
         for stage in (*STAGES, *sorted(set(m.stages) - set(STAGES))):
             if stage in m.stages:
                 seconds, peak = m.stages[stage]
                 rate = m.docs / seconds if seconds else float("nan")
-                print(f"{m.docs:>9} {stage:>8} {seconds:>9.1f} {rate:>9.0f} {peak / 2**20:>12.0f}")
+                print(f"{row} {stage:>8} {seconds:>9.1f} {rate:>9.0f} {peak / 2**20:>12.0f}")
         steps = sum(t for t, _ in m.stages.values())
-        print(f"{m.docs:>9} {'steps':>8} {steps:>9.1f} {m.docs / steps:>9.0f}")
+        print(f"{row} {'steps':>8} {steps:>9.1f} {m.docs / steps:>9.0f}")
         print(
-            f"{m.docs:>9} {'process':>8} {m.wall:>9.1f} {m.docs / m.wall:>9.0f} "
+            f"{row} {'process':>8} {m.wall:>9.1f} {m.docs / m.wall:>9.0f} "
             f"{m.peak_rss / 2**20:>12.0f}   exit {m.returncode}"
         )
     print()
@@ -342,13 +349,36 @@ def print_report(results: list[Measured]) -> None:
             f"{m.docs:>9}  {m.ledger_rows} rows ({m.ledger_rows / m.docs:.1f} per doc), "
             f"{m.ledger_bytes / 2**20:.1f} MB ({m.ledger_bytes / m.docs:.0f} B per doc)"
         )
-    if len(results) > 1:
+    engines = sorted({m.engine for m in results})
+    for engine in engines:
+        of_engine = [m for m in results if m.engine == engine]
+        if len(of_engine) > 1:
+            print()
+            _print_slopes(of_engine)
+    if len(engines) > 1:
         print()
-        _print_slopes(results)
+        _print_engines(results, engines)
+
+
+def _print_engines(results: list[Measured], engines: list[str]) -> None:
+    """docs/s of each stage on each engine, side by side, and the ratio to the first."""
+    print(f"docs/s by engine (ratio to {engines[0]})")
+    for docs in sorted({m.docs for m in results}):
+        runs = {m.engine: m for m in results if m.docs == docs}
+        if len(runs) < 2:
+            continue
+        for stage in (*STAGES, "steps"):
+            rates = {e: docs / t for e, m in runs.items() if (t := _seconds(m, stage))}
+            if engines[0] in rates and len(rates) > 1:
+                cells = [f"{e} {r:,.0f} (x{r / rates[engines[0]]:.2f})" for e, r in rates.items()]
+                print(f"{docs:>9} {stage:>8}  " + ", ".join(cells))
 
 
 def _print_slopes(results: list[Measured]) -> None:
-    print("cost slope (time ratio / size ratio; 1.0 = linear) and time vs linear from smallest")
+    print(
+        f"cost slope, engine {results[0].engine} (time ratio / size ratio; 1.0 = linear)"
+        " and time vs linear from smallest"
+    )
     base = results[0]
     for prev, m in itertools.pairwise(results):
         cells = []
@@ -376,18 +406,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--select", default=None, help="assets to run (assay run --select), e.g. ingest,dedup,scrub"
     )
+    parser.add_argument(
+        "--engines", default="local", help="engine.kind values to run each size on, e.g. local,ray"
+    )
     args = parser.parse_args(argv)
     if os.nice(0) < 10:
         os.nice(10 - os.nice(0))
     results = []
-    for n in [int(s) for s in args.sizes.split(",")]:
+    runs = [(int(s), e) for s in args.sizes.split(",") for e in args.engines.split(",")]
+    for n, engine in runs:
         base = Path(args.keep or tempfile.mkdtemp(prefix="assay-bench-pipeline-"))
-        workdir = base / f"docs-{n}"
+        workdir = base / f"docs-{n}-{engine}"
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
-        result = run_size(n, workdir, args.seed, args.select)
+        result = run_size(n, workdir, args.seed, args.select, engine)
         results.append(result)
-        print(f"{n} docs: {result.wall:.1f} s, exit {result.returncode}", file=sys.stderr)
+        print(f"{n} docs, {engine}: {result.wall:.1f} s, exit {result.returncode}", file=sys.stderr)
         if not args.keep:
             shutil.rmtree(base)
     print_report(results)

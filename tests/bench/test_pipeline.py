@@ -6,6 +6,7 @@ import itertools
 import json
 
 import pytest
+import yaml
 
 from bench.pipeline import (
     EXACT_SHARE,
@@ -87,8 +88,9 @@ def test_every_listed_item_and_only_it_is_on_the_hash_list(corpus):
 
 
 def test_the_project_holds_every_document_once_and_the_list(corpus, tmp_path):
-    params = write_project(tmp_path, corpus)
+    params = write_project(tmp_path, corpus, engine="ray")
     assert params.exists() and (tmp_path / ".assay" / "keys" / "release.pem").exists()
+    assert yaml.safe_load(params.read_text())["engine"]["kind"] == "ray"
     lines = [
         json.loads(line)
         for path in sorted((tmp_path / "data" / "raw").glob("*.jsonl"))
