@@ -341,13 +341,14 @@ def print_report(results: list[Measured]) -> None:
     print("planted/found (from the ledger)")
     for m in results:
         cells = ", ".join(f"{k} {m.planted[k]}/{m.found[k]}" for k in m.planted)
-        print(f"{m.docs:>9}  {cells}; DP-SGD: {m.training}; gate: {m.gate}")
+        print(f"{m.docs:>9} {m.engine:>6}  {cells}; DP-SGD: {m.training}; gate: {m.gate}")
     print()
     print("ledger after the run")
     for m in results:
         print(
-            f"{m.docs:>9}  {m.ledger_rows} rows ({m.ledger_rows / m.docs:.1f} per doc), "
-            f"{m.ledger_bytes / 2**20:.1f} MB ({m.ledger_bytes / m.docs:.0f} B per doc)"
+            f"{m.docs:>9} {m.engine:>6}  {m.ledger_rows} rows"
+            f" ({m.ledger_rows / m.docs:.1f} per doc), {m.ledger_bytes / 2**20:.1f} MB"
+            f" ({m.ledger_bytes / m.docs:.0f} B per doc)"
         )
     engines = sorted({m.engine for m in results})
     for engine in engines:
