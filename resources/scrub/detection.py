@@ -25,8 +25,9 @@ import hmac
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import presidio_analyzer.predefined_recognizers as predefined
 import regex
@@ -624,18 +625,31 @@ def _mask(text: str, spans: list[Span]) -> _Masked:
     return _Masked(masked, "".join(gate), kept, wins)
 
 
-_worker: Scrubber | None = None
+R = TypeVar("R")
+_worker: "Scrubber | Detector | None" = None
+"""What a worker process built once: the scrubber, or the residual re-scan's detector."""
 BATCHES_PER_WORKER = 4
 
 
-def _build_worker(config: ScrubConfig, salt: bytes) -> None:
+def _build_scrubber(config: ScrubConfig, salt: bytes) -> None:
     global _worker
     _worker = Scrubber(config, salt)
 
 
 def _scrub_batch(texts: list[str]) -> list[ScrubResult]:
-    assert _worker is not None
+    assert isinstance(_worker, Scrubber)
     return _worker.scrub_many(texts)
+
+
+def _build_sensitive(config: ScrubConfig) -> None:
+    global _worker
+    _worker = Detector(config.sensitive())
+
+
+def _residual_batch(texts: list[str]) -> list[Counter]:
+    assert isinstance(_worker, Detector)
+    _worker.prefetch(texts)  # the model reads the batch at once, not text by text
+    return [Counter(s.entity_type for s in _worker.detect(t)) for t in texts]
 
 
 def scrub_texts(
@@ -645,9 +659,34 @@ def scrub_texts(
 
     The local engine runs config.workers processes; Ray runs a task per batch.
     """
+    salt = hash_salt(config)  # resolved here, so every worker keys its hashes the same
+    return _map_texts(_scrub_batch, _build_scrubber, (config, salt), texts, config, engine)
+
+
+def residual(
+    texts: Sequence[str], config: ScrubConfig, engine: EngineConfig = LOCAL
+) -> list[Counter]:
+    """Entities the sensitive configuration still finds in each scrubbed text, per type.
+
+    No trigger windows here: every recognizer reads every character, at a lower threshold, so
+    what the prefilter might have skipped is caught. It runs on the engine as scrubbing does.
+    """
+    return _map_texts(_residual_batch, _build_sensitive, (config,), texts, config, engine)
+
+
+def _map_texts(
+    batch_fn: Callable[[list[str]], list[R]],
+    init: Callable[..., None],
+    init_args: tuple,
+    texts: Sequence[str],
+    config: ScrubConfig,
+    engine: EngineConfig,
+) -> list[R]:
+    """batch_fn's per-text results over texts in order, on config.workers local processes or
+    on Ray; init(*init_args) builds each worker once."""
+    global _worker
     if not texts:
         return []
-    salt = hash_salt(config)  # resolved here, so every worker keys its hashes the same
     if config.ner:
         model = str(ner_model.ensure_model())  # built once here, not by each worker at once
         if engine.kind == "local":
@@ -655,35 +694,24 @@ def scrub_texts(
             # instead of each reading them again.
             preload(model)
     if engine.kind == "local" and (config.workers <= 1 or len(texts) < 2 * config.batch_size):
-        scrubber = Scrubber(config, salt)
-        return [
-            r for i in range(0, len(texts), 256) for r in scrubber.scrub_many(texts[i : i + 256])
-        ]
+        batches = [list(texts[i : i + 256]) for i in range(0, len(texts), 256)]
+        try:
+            done = map_batches(batch_fn, batches, engine, init=init, init_args=init_args)
+        finally:
+            _worker = None  # the driver keeps no detector once its texts are done
+        return [r for batch in done for r in batch]
     # Large documents first would balance better, but order must hold; small batches suffice:
     # at least BATCHES_PER_WORKER each (150 long texts in batches of 64 kept one worker idle).
     workers = parallelism(engine, config.workers)
     size = min(config.batch_size, -(-len(texts) // (workers * BATCHES_PER_WORKER)))
     batches = [list(texts[i : i + size]) for i in range(0, len(texts), size)]
     done = map_batches(
-        _scrub_batch,
+        batch_fn,
         batches,
         engine,
-        init=_build_worker,
-        init_args=(config, salt),
+        init=init,
+        init_args=init_args,
         workers=config.workers,
         start_method=config.start_method,
     )
     return [r for batch in done for r in batch]
-
-
-def residual(texts: Iterable[str], config: ScrubConfig) -> Counter:
-    """Entities the sensitive configuration still finds in scrubbed texts, per type.
-
-    No trigger windows here: every recognizer reads every character, at a lower threshold, so
-    what the prefilter might have skipped is caught.
-    """
-    detector = Detector(config.sensitive())
-    found: Counter = Counter()
-    for t in texts:
-        found.update(s.entity_type for s in detector.detect(t))
-    return found

@@ -321,7 +321,7 @@ class NerRecognizer(EntityRecognizer):
         )
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
-        found = self._ready.pop(text, None)
+        found = self._ready.get(text)  # a text twice in the batch: read once
         if found is None:
             found = [(e.label_, e.start_char, e.end_char) for e in self.nlp(text).ents]
         out = []

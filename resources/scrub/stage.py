@@ -159,35 +159,40 @@ class Residual:
         return 10_000 * sum(self.found.values()) / self.docs if self.docs else 0.0
 
 
-def rescan(data_dir: str | Path, source_ids: list[str], config: ScrubConfig) -> Residual:
+def rescan(
+    data_dir: str | Path, source_ids: list[str], config: ScrubConfig, engine: EngineConfig = LOCAL
+) -> Residual:
     """What the sensitive configuration still finds in data/scrub/, per source and type."""
     from resources.scrub.detection import residual
 
-    rows: list[dict] = []
-    total: Counter = Counter()
-    docs = 0
-    for source_id in source_ids:
-        path = stage_path(data_dir, STAGE, source_id)
-        if not path.exists():
-            continue
-        texts = pl.read_parquet(path, columns=["kind", "text"]).filter(
-            (pl.col("kind") == TEXT) & pl.col("text").is_not_null()
-        )["text"]
-        found = residual(texts, config)
-        docs += texts.len()
-        total.update(found)
-        for entity_type, n in sorted(found.items()):
-            per_10k = 10_000 * n / texts.len() if texts.len() else 0.0
-            rows.append(
-                {
-                    "source_id": source_id,
-                    "entity_type": entity_type,
-                    "residual": n,
-                    "docs": texts.len(),
-                    "per_10k": per_10k,
-                }
-            )
-    return Residual(docs, dict(total), rows)
+    paths = [stage_path(data_dir, STAGE, s) for s in source_ids]
+    texts = pl.concat(
+        [
+            pl.read_parquet(path, columns=["kind", "source_id", "text"])
+            for path in paths
+            if path.exists()
+        ]
+        or [pl.DataFrame(schema={k: RECORD_SCHEMA[k] for k in ("kind", "source_id", "text")})]
+    ).filter((pl.col("kind") == TEXT) & pl.col("text").is_not_null())
+    found = residual(texts["text"].to_list(), config, engine)
+    docs = Counter(texts["source_id"].to_list())
+    per_source: dict[str, Counter] = {s: Counter() for s in docs}
+    for source_id, counts in zip(texts["source_id"], found, strict=True):
+        per_source[source_id].update(counts)
+    rows = [
+        {
+            "source_id": source_id,
+            "entity_type": entity_type,
+            "residual": n,
+            "docs": docs[source_id],
+            "per_10k": 10_000 * n / docs[source_id],
+        }
+        for source_id in source_ids
+        if source_id in per_source
+        for entity_type, n in sorted(per_source[source_id].items())
+    ]
+    total = sum(per_source.values(), Counter())
+    return Residual(texts.height, dict(total), rows)
 
 
 def detector_model_row() -> dict:
@@ -222,6 +227,6 @@ def run(
         measured.record(ledger, model["model_sha256"])
     outcome = scrub_stage(corpus.data_dir, corpus.source_ids, config, ledger, run_id, engine)
     sources = upstream_sources(corpus.data_dir, corpus.source_ids)
-    outcome.residual = rescan(corpus.data_dir, sources, config)
+    outcome.residual = rescan(corpus.data_dir, sources, config, engine)
     ledger.append_many([("pii_residuals", outcome.residual.rows)], run_id)  # may be empty
     return outcome

@@ -2,6 +2,7 @@ import itertools
 import os
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 from hypothesis import given, settings
@@ -268,9 +269,10 @@ def test_ray_workers_hash_with_the_salt_this_process_read(ray_engine, monkeypatc
 def test_residual_rescan_finds_nothing_in_scrubbed_text():
     texts = [t for t, _ in SAMPLES.values()]
     config = ScrubConfig()
-    assert sum(residual(texts, config).values()) >= len(texts)
+    found = residual(texts, config)
+    assert len(found) == len(texts) and all(sum(c.values()) >= 1 for c in found)
     scrubbed = [r.text for r in scrub_texts(texts, config)]
-    assert sum(residual(scrubbed, config).values()) == 0
+    assert sum(residual(scrubbed, config), Counter()) == Counter()
 
 
 def test_missing_spacy_model_is_an_error_not_a_download():
@@ -339,3 +341,10 @@ def test_presidio_analyzer_engine_path_uses_the_same_recognizers(scrubber):
         text, value = SAMPLES[entity]
         plain = scrubber.detector.analyze_plain(text)
         assert (entity, value) in [(s.entity_type, text[s.start : s.end]) for s in plain]
+
+
+def test_the_residual_rescan_on_workers_counts_what_it_counts_in_process():
+    texts = [t for t, _ in SAMPLES.values()] * 3 + ["nothing to see here"]
+    alone = residual(texts, ScrubConfig(workers=1))
+    assert residual(texts, ScrubConfig(workers=2, batch_size=2)) == alone
+    assert alone[-1] == Counter() and all(alone[:-1])
