@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from resources.core.records import RECORD_SCHEMA, empty_records
 
@@ -113,6 +114,29 @@ def write_stage(df: pl.DataFrame, data_dir: str | Path, stage: str, source_id: s
     records = df.select(list(RECORD_SCHEMA)).cast(RECORD_SCHEMA)
     write_parquet(records, path, statistics=False)
     return artifact(path, stage, source_id, records.height)
+
+
+@contextmanager
+def parquet_sink(path: str | Path) -> Iterator[Callable[[pl.DataFrame], None]]:
+    """A writer appending record batches to one Parquet file, renamed into place when done."""
+    schema = empty_records().to_arrow().schema
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+
+        def write(records: pl.DataFrame) -> None:
+            if records.height:
+                writer.write_table(records.select(list(RECORD_SCHEMA)).to_arrow().cast(schema))
+
+        yield write
+
+
+def read_parts(
+    path: str | Path, rows: int, columns: list[str] | None = None
+) -> Iterator[pl.DataFrame]:
+    """A stage file's records, at most ``rows`` at a time, in file order: memory stays flat."""
+    wanted = columns or list(RECORD_SCHEMA)
+    schema = {name: RECORD_SCHEMA[name] for name in wanted}
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=rows, columns=wanted):
+        yield pl.DataFrame(pl.from_arrow(batch)).cast(schema)
 
 
 def read_stage(

@@ -8,20 +8,18 @@ matching a known-harmful hash list is dropped and quarantined (hashes only), nev
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from itertools import chain
 from pathlib import Path
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from resources.core.corpus import Corpus, Policy, Source
 from resources.core.ledger import Ledger, evidence
 from resources.core.reasons import Reason
-from resources.core.records import DROP_SCHEMA, IMAGE, RECORD_SCHEMA, empty_records, record_id
-from resources.core.storage import Artifact, artifact, atomic_path, file_sha256
+from resources.core.records import DROP_SCHEMA, IMAGE, RECORD_SCHEMA, record_id
+from resources.core.storage import Artifact, artifact, file_sha256, parquet_sink
 from resources.ingest.config import IngestConfig
 from resources.ingest.files import SourceFile, content_digest, list_files
 from resources.ingest.readers import READERS, Item, ReadSpec, reject
@@ -261,19 +259,6 @@ def policy_refusal(source: Source, policy: Policy) -> tuple[Reason, str] | None:
     if source.consent not in policy.allowed_consent:
         return Reason.NO_CONSENT, f"consent basis {source.consent!r} is not allowed"
     return None
-
-
-@contextmanager
-def parquet_sink(path: Path) -> Iterator[Callable[[pl.DataFrame], None]]:
-    """A writer appending record batches to one Parquet file, renamed into place when done."""
-    schema = empty_records().to_arrow().schema
-    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
-
-        def write(records: pl.DataFrame) -> None:
-            if records.height:
-                writer.write_table(records.to_arrow().cast(schema))
-
-        yield write
 
 
 def _ledger_records(batch: Batch) -> pl.DataFrame:

@@ -78,6 +78,9 @@ class ScrubConfig(Section):
     workers: int = Field(2, ge=1)
     batch_size: int = Field(64, ge=1)
     """Texts per worker task; the NER model reads a task's texts in one batch."""
+    part_records: int = Field(50_000, ge=1)
+    """Records the stage reads, scrubs and writes at a time, per source: its memory follows
+    this, not the corpus (each part forks the workers anew, ~1 s)."""
     start_method: Literal["fork", "forkserver", "spawn"] = "fork"
     """fork starts workers in milliseconds; spawn re-imports Presidio (~3 s) in each."""
     sensitive_threshold: float = Field(0.25, ge=0.0, le=1.0)

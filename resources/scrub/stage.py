@@ -21,7 +21,7 @@ from resources.core.engine import LOCAL, EngineConfig
 from resources.core.ledger import Ledger, evidence
 from resources.core.reasons import Reason
 from resources.core.records import DROP_SCHEMA, RECORD_SCHEMA, TEXT
-from resources.core.storage import data_version, read_stage, stage_path, write_stage
+from resources.core.storage import artifact, data_version, parquet_sink, read_parts, stage_path
 from resources.scrub import measured
 from resources.scrub.config import ScrubConfig
 
@@ -63,17 +63,105 @@ def scrub_stage(
     run_id: str,
     engine: EngineConfig = LOCAL,
 ) -> ScrubOutcome:
-    """Scrub every source's upstream records; write data/scrub/<source>.parquet; ledger it."""
+    """Scrub every source's upstream records, config.part_records at a time; write
+    data/scrub/<source>.parquet; ledger it."""
+    sources = upstream_sources(data_dir, source_ids)
+    outcome = ScrubOutcome(counted=[])
+    parts: list[_Part] = []
+    artifacts = []
+    for source_id in sources:
+        path = stage_path(data_dir, STAGE, source_id)
+        kept = 0
+        with parquet_sink(path) as write:
+            for records in read_parts(
+                stage_path(data_dir, UPSTREAM, source_id), config.part_records
+            ):
+                part = _scrub_part(records, config, engine)
+                write(part.kept)
+                kept += part.kept.height
+                parts.append(part.summary())
+        art = artifact(path, STAGE, source_id, kept)
+        outcome.artifacts[source_id] = art.sha256
+        artifacts.append(art.row())
+
+    def joined(name: str, schema: dict) -> pl.DataFrame:
+        return pl.concat([getattr(p, name) for p in parts] or [pl.DataFrame(schema=schema)])
+
+    records_in, kept_ids = joined("records_in", _IDS), joined("kept", _IDS)
+    drops = joined("drops", DROP_SCHEMA)
+    counts = [c for p in parts for c in p.counts]
+    outcome.records_in, outcome.kept, outcome.dropped = (
+        records_in.height,
+        kept_ids.height,
+        drops.height,
+    )
+    outcome.text_docs = sum(p.text_docs for p in parts)
+    outcome.text_bytes = sum(p.text_bytes for p in parts)
+    outcome.seconds = sum(p.seconds for p in parts)
+    outcome.counted = sorted(set(records_in["source_id"]))
+    outcome.entities = dict(sum((Counter(c) for _, c in counts), Counter()))
+
+    ledger.record_stage(STAGE, run_id, records_in, kept_ids, drops)
+    ledger.append_many(
+        [
+            ("pii_counts", _counts_by_type(counts)),
+            ("pii_record_counts", joined("per_record", _PER_RECORD)),
+            ("artifacts", artifacts),
+        ],
+        run_id,
+    )
+    return outcome
+
+
+_IDS = {"source_id": pl.String()}
+_PER_RECORD = {
+    "record_id": pl.String(),
+    "source_id": pl.String(),
+    "source_key": pl.String(),
+    "entities": pl.Int64(),
+    "counts": pl.String(),
+    "dropped": pl.Boolean(),
+}
+
+
+@dataclass
+class _Part:
+    """One part of a source after scrubbing: what is written, and what the ledger learns."""
+
+    kept: pl.DataFrame
+    """RECORD_SCHEMA: the records written, texts scrubbed."""
+    records_in: pl.DataFrame
+    drops: pl.DataFrame
+    per_record: pl.DataFrame
+    counts: list[tuple[str, dict[str, int]]]
+    """(source_id, entities per type) of every text."""
+    text_docs: int
+    text_bytes: int
+    seconds: float
+
+    def summary(self) -> "_Part":
+        """The part without its records: only what the ledger needs is kept across parts."""
+        ids = self.kept.select("source_id")
+        return _Part(
+            ids,
+            self.records_in.select("source_id"),
+            self.drops,
+            self.per_record,
+            [(s, c) for s, c in self.counts if c],
+            self.text_docs,
+            self.text_bytes,
+            self.seconds,
+        )
+
+
+def _scrub_part(records: pl.DataFrame, config: ScrubConfig, engine: EngineConfig) -> _Part:
     from resources.scrub.detection import scrub_texts  # Presidio loads in ~3 s: only when scrubbing
 
-    sources = upstream_sources(data_dir, source_ids)
-    records = read_stage(data_dir, UPSTREAM, sources)
     is_text = (pl.col("kind") == TEXT) & pl.col("text").is_not_null()
     texts = records.filter(is_text)
     started = time.perf_counter()
     results = scrub_texts(texts["text"].to_list(), config, engine)
     seconds = time.perf_counter() - started
-
     scrubbed = texts.with_columns(
         pl.Series("text", [r.text for r in results], dtype=pl.String),
         pl.Series("_over", [r.over_limit for r in results], dtype=pl.Boolean),
@@ -83,8 +171,7 @@ def scrub_stage(
     kept = pl.concat(
         [records.filter(~is_text), scrubbed.filter(~pl.col("_over")).select(list(RECORD_SCHEMA))]
     )
-    over = scrubbed.filter(pl.col("_over"))
-    drops = over.select(
+    drops = scrubbed.filter(pl.col("_over")).select(
         "record_id",
         "source_id",
         "source_key",
@@ -98,24 +185,6 @@ def scrub_stage(
         )
         .alias("evidence"),
     )
-    if drops.is_empty():
-        drops = pl.DataFrame(schema=DROP_SCHEMA)
-
-    outcome = ScrubOutcome(
-        records_in=records.height,
-        kept=kept.height,
-        dropped=drops.height,
-        text_docs=texts.height,
-        text_bytes=sum(len(t.encode("utf-8")) for t in texts["text"]),
-        seconds=seconds,
-        counted=sorted(set(records["source_id"])),
-    )
-    artifacts = []
-    for source_id in sources:
-        art = write_stage(kept.filter(pl.col("source_id") == source_id), data_dir, STAGE, source_id)
-        outcome.artifacts[source_id] = art.sha256
-        artifacts.append(art.row())
-
     per_record = scrubbed.filter(pl.col("_n") > 0).select(
         "record_id",
         "source_id",
@@ -124,21 +193,22 @@ def scrub_stage(
         pl.col("_counts").alias("counts"),
         pl.col("_over").alias("dropped"),
     )
-    per_type = _counts_by_type(texts["source_id"].to_list(), [r.counts for r in results])
-    outcome.entities = dict(sum((Counter(r.counts) for r in results), Counter()))
-
-    ledger.record_stage(STAGE, run_id, records, kept, drops)
-    ledger.append_many(
-        [("pii_counts", per_type), ("pii_record_counts", per_record), ("artifacts", artifacts)],
-        run_id,
+    return _Part(
+        kept=kept,
+        records_in=records,
+        drops=drops if drops.height else pl.DataFrame(schema=DROP_SCHEMA),
+        per_record=per_record,
+        counts=list(zip(texts["source_id"].to_list(), [r.counts for r in results], strict=True)),
+        text_docs=texts.height,
+        text_bytes=sum(len(t.encode("utf-8")) for t in texts["text"]),
+        seconds=seconds,
     )
-    return outcome
 
 
-def _counts_by_type(source_ids: list[str], counts: list[dict[str, int]]) -> list[dict]:
+def _counts_by_type(counts: list[tuple[str, dict[str, int]]]) -> list[dict]:
     entities: Counter = Counter()
     holding: Counter = Counter()
-    for source_id, c in zip(source_ids, counts, strict=True):
+    for source_id, c in counts:
         for entity_type, n in c.items():
             entities[(source_id, entity_type)] += n
             holding[(source_id, entity_type)] += 1
@@ -162,37 +232,36 @@ class Residual:
 def rescan(
     data_dir: str | Path, source_ids: list[str], config: ScrubConfig, engine: EngineConfig = LOCAL
 ) -> Residual:
-    """What the sensitive configuration still finds in data/scrub/, per source and type."""
+    """What the sensitive configuration still finds in data/scrub/, per source and type, read
+    config.part_records at a time."""
     from resources.scrub.detection import residual
 
-    paths = [stage_path(data_dir, STAGE, s) for s in source_ids]
-    texts = pl.concat(
-        [
-            pl.read_parquet(path, columns=["kind", "source_id", "text"])
-            for path in paths
-            if path.exists()
+    rows: list[dict] = []
+    total: Counter = Counter()
+    docs = 0
+    for source_id in source_ids:
+        path = stage_path(data_dir, STAGE, source_id)
+        if not path.exists():
+            continue
+        found: Counter = Counter()
+        texts = 0
+        for part in read_parts(path, config.part_records, ["kind", "text"]):
+            text = part.filter((pl.col("kind") == TEXT) & pl.col("text").is_not_null())["text"]
+            found += sum(residual(text.to_list(), config, engine), Counter())
+            texts += text.len()
+        docs += texts
+        total.update(found)
+        rows += [
+            {
+                "source_id": source_id,
+                "entity_type": entity_type,
+                "residual": n,
+                "docs": texts,
+                "per_10k": 10_000 * n / texts,
+            }
+            for entity_type, n in sorted(found.items())
         ]
-        or [pl.DataFrame(schema={k: RECORD_SCHEMA[k] for k in ("kind", "source_id", "text")})]
-    ).filter((pl.col("kind") == TEXT) & pl.col("text").is_not_null())
-    found = residual(texts["text"].to_list(), config, engine)
-    docs = Counter(texts["source_id"].to_list())
-    per_source: dict[str, Counter] = {s: Counter() for s in docs}
-    for source_id, counts in zip(texts["source_id"], found, strict=True):
-        per_source[source_id].update(counts)
-    rows = [
-        {
-            "source_id": source_id,
-            "entity_type": entity_type,
-            "residual": n,
-            "docs": docs[source_id],
-            "per_10k": 10_000 * n / docs[source_id],
-        }
-        for source_id in source_ids
-        if source_id in per_source
-        for entity_type, n in sorted(per_source[source_id].items())
-    ]
-    total = sum(per_source.values(), Counter())
-    return Residual(texts.height, dict(total), rows)
+    return Residual(docs, dict(total), rows)
 
 
 def detector_model_row() -> dict:
