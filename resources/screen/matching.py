@@ -4,7 +4,8 @@ Two steps, so a re-screen against new lists need not decode every image again:
 
 1. ``hash_records``: each record's hashes (sha256 and md5 of its raw bytes, sha256_text of its
    text, phash and dhash of its image in the eight dihedral orientations). Hashes only: the
-   frame holds no content and is safe to keep.
+   frame holds no content and is safe to keep. Images are hashed on the configured engine
+   (resources/core/engine.py), whose workers read the files; texts in this process.
 2. ``Screener.match``: every (record, list entry) pair that matches. sha256, md5 and
    sha256_text match by equality (a hash join). phash and dhash match when some orientation of
    the record's image is within the type's Hamming distance of the entry, found through a
@@ -161,6 +162,8 @@ def _hash_files(
     """_hash_one of each row, in order: in this process on the local engine, as before; on Ray
     in one task per CPU of the cluster, each worker reading its files itself (so it must see
     the same filesystem)."""
+    if not rows:
+        return []  # a batch of texts only: nothing to send, no cluster to join
     step = batch_rows(len(rows), engine, most=len(rows))
     batches = [rows[s : s + step] for s in range(0, len(rows), step)]
     done = map_batches(partial(_hash_batch, base_dir, verify_ids), batches, engine)
