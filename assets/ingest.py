@@ -20,7 +20,9 @@ NO_LISTED_CONTENT = dg.AssetCheckSpec(
 
 def no_listed_content(params: Params, source_id: str) -> dg.AssetCheckResult:
     """Reads back what ingest wrote and matches it against the lists as they are now."""
-    matches, unhashable = listed_in_output(params.screen, params.corpus(), STAGE, [source_id])
+    matches, unhashable = listed_in_output(
+        params.screen, params.corpus(), STAGE, [source_id], params.engine
+    )
     return dg.AssetCheckResult(
         check_name="no_listed_content",
         passed=matches.is_empty() and unhashable == 0,
@@ -52,7 +54,13 @@ def build_ingest_asset(params: Params) -> dg.AssetsDefinition:
         source_id = stage.context.partition_key
         params = stage.params
         outcome = run(
-            params.ingest, stage.ledger, stage.run_id, params.corpus(), source_id, params.screen
+            params.ingest,
+            stage.ledger,
+            stage.run_id,
+            params.corpus(),
+            source_id,
+            params.screen,
+            params.engine,
         )
         return StageResult(
             metadata={

@@ -92,6 +92,15 @@ def parallelism(engine: EngineConfig, workers: int = 1) -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
+def batch_rows(rows: int, engine: EngineConfig, most: int) -> int:
+    """Rows per batch for ``rows`` rows: at most ``most``, and on Ray few enough that every CPU
+    of the cluster gets a batch. The local engine runs its batches one after another, so
+    there only ``most`` bounds them."""
+    if engine.kind == "local" or rows == 0:
+        return max(1, most)
+    return max(1, min(most, -(-rows // parallelism(engine))))
+
+
 def _pool_initializer(init: Callable[..., None] | None, init_args: tuple) -> None:
     # A forked worker inherits the parent's handlers (Dagster's raise on SIGTERM/SIGINT).
     signal.signal(signal.SIGTERM, signal.SIG_DFL)

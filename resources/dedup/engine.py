@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from resources.core.engine import LOCAL, EngineConfig, map_batches
+from resources.core.engine import LOCAL, EngineConfig, batch_rows, map_batches
 from resources.core.hamming import pairs_within
 from resources.core.normalize import normalize_text
 from resources.core.reasons import Reason
@@ -34,7 +34,7 @@ from resources.dedup.clusters import (
     size_histogram,
 )
 from resources.dedup.config import DedupConfig, MinHashConfig
-from resources.dedup.images import image_keys
+from resources.dedup.images import ImageKeys, image_keys
 from resources.dedup.lsh import band_keys, candidate_pairs
 from resources.dedup.minhash import (
     choose_bands,
@@ -149,8 +149,9 @@ def deduplicate(
 def _new_keys(
     new: pl.DataFrame, config: DedupConfig, engine: EngineConfig
 ) -> tuple[list[str | None], np.ndarray, np.ndarray, np.ndarray]:
-    """Exact key of every new record, MinHash of every text (on the engine), pHash of every
-    image, and the content size (characters, pixels) that breaks survivor ties."""
+    """Exact key of every new record, MinHash of every text and pHash of every image (both on
+    the engine, at most dedup.batch_size rows to a task), and the content size (characters,
+    pixels) that breaks survivor ties."""
     kinds = new["kind"].to_numpy()
     exact: list[str | None] = [None] * new.height
     sig = np.zeros((new.height, config.num_perm), np.uint32)
@@ -169,10 +170,19 @@ def _new_keys(
         for row, key in zip(rows.tolist(), keys, strict=True):
             exact[row] = key
         sig[rows] = batch_sig
+    # Records hold image paths, not bytes: a worker reads and decodes its images itself.
+    image_rows = np.flatnonzero(kinds == IMAGE)
     paths = new["image_path"]
-    for row in np.flatnonzero(kinds == IMAGE).tolist():
-        keys = image_keys(paths[row])
-        exact[row], phash[row], size[row] = keys.pixel_sha256, keys.phash, keys.pixels
+    # Decoding is the cost: on Ray, spread the images over every CPU even when fewer than
+    # dedup.batch_size of them.
+    per_task = batch_rows(image_rows.size, engine, most=step)
+    image_batches = [image_rows[s : s + per_task] for s in range(0, image_rows.size, per_task)]
+    decoded = map_batches(
+        images_keys, (paths.gather(rows).to_list() for rows in image_batches), engine
+    )
+    for rows, batch_keys in zip(image_batches, decoded, strict=True):
+        for row, keys in zip(rows.tolist(), batch_keys, strict=True):
+            exact[row], phash[row], size[row] = keys.pixel_sha256, keys.phash, keys.pixels
     return exact, sig, phash, size
 
 
@@ -185,6 +195,11 @@ def text_keys(config: MinHashConfig, texts: list[str]) -> tuple[list[str], np.nd
     exact = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in normalized]
     batch = shingle_hashes(normalized, config, normalized=True)
     return exact, signatures(batch, config.num_perm, config.seed)
+
+
+def images_keys(paths: list[str]) -> list[ImageKeys]:
+    """Pixel digest, pHash and pixel count of each image file; one batch's work."""
+    return [image_keys(path) for path in paths]
 
 
 def _total_rank(pool: pl.DataFrame, n_acc: int, rank: np.ndarray, size: np.ndarray) -> np.ndarray:

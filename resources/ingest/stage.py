@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from resources.core.corpus import Corpus, Policy, Source
+from resources.core.engine import LOCAL, EngineConfig
 from resources.core.ledger import Ledger, evidence
 from resources.core.reasons import Reason
 from resources.core.records import DROP_SCHEMA, IMAGE, RECORD_SCHEMA, record_id
@@ -135,9 +136,12 @@ class Screening:
     quarantine_dir: Path | None = None
 
     @classmethod
-    def from_config(cls, config: ScreenConfig, corpus: Corpus) -> Screening:
+    def from_config(
+        cls, config: ScreenConfig, corpus: Corpus, engine: EngineConfig = LOCAL
+    ) -> Screening:
         quarantine = corpus.resolve(config.quarantine_dir) if config.quarantine_dir else None
-        return cls(Door.open(config, corpus), corpus.resolve(config.hash_cache), quarantine)
+        door = Door.open(config, corpus, engine)
+        return cls(door, corpus.resolve(config.hash_cache), quarantine)
 
 
 def run(
@@ -147,8 +151,10 @@ def run(
     corpus: Corpus,
     source_id: str,
     screen: ScreenConfig,
+    engine: EngineConfig = LOCAL,
 ) -> IngestOutcome:
-    """Screen and stream one source into data/ingest/<source_id>.parquet and the ledger."""
+    """Screen and stream one source into data/ingest/<source_id>.parquet and the ledger; the
+    door hashes each batch on the engine."""
     source = corpus.source(source_id)
     spec = ReadSpec(
         source.text_field,
@@ -166,7 +172,7 @@ def run(
         corpus.output(STAGE, source.id),
         ledger,
         run_id,
-        Screening.from_config(screen, corpus),
+        Screening.from_config(screen, corpus, engine),
     )
 
 

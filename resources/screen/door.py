@@ -18,6 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from resources.core.corpus import Corpus
+from resources.core.engine import LOCAL, EngineConfig
 from resources.core.ledger import evidence
 from resources.core.reasons import Reason
 from resources.core.records import DROP_SCHEMA, IMAGE
@@ -61,13 +62,15 @@ class Door:
     lists: list[HashList]
     screener: Screener
     base_dir: Path
+    engine: EngineConfig = LOCAL
+    """Where the records are hashed; matching runs here, against the lists loaded here."""
 
     @classmethod
-    def open(cls, config: ScreenConfig, corpus: Corpus) -> Door:
+    def open(cls, config: ScreenConfig, corpus: Corpus, engine: EngineConfig = LOCAL) -> Door:
         """Load every list (raises HashListError when there is none and one is required)."""
         lists = load_lists(corpus.resolve(config.hashlists_dir), required=config.require_lists)
         screener = Screener(lists, config.max_distance, config.min_minority_bits)
-        return cls(lists, screener, corpus.root)
+        return cls(lists, screener, corpus.root, engine)
 
     def list_rows(self) -> list[dict]:
         """The ledger's hash_lists rows: which lists (name, version, sha256) screened."""
@@ -87,7 +90,7 @@ class Door:
 
     def screen(self, records: pl.DataFrame, known_ids: set[str]) -> Screened:
         """Hash and match every record of the batch (RECORD_SCHEMA); see Screened."""
-        hashes = hash_records(records, self.base_dir)
+        hashes = hash_records(records, self.base_dir, engine=self.engine)
         # Match by row, not by source_key: a source's ids need not be unique.
         rows = pl.Series(_ROW, [str(i) for i in range(records.height)], dtype=pl.String())
         by_row = hashes.with_columns(rows.alias("source_key"))
@@ -228,7 +231,11 @@ def move_to_quarantine(
 
 
 def listed_in_output(
-    config: ScreenConfig, corpus: Corpus, stage: str, source_ids: list[str]
+    config: ScreenConfig,
+    corpus: Corpus,
+    stage: str,
+    source_ids: list[str],
+    engine: EngineConfig = LOCAL,
 ) -> tuple[pl.DataFrame, int]:
     """Matches of what a stage wrote, against the lists on disk now, and how many of its
     records could not be hashed (both must be zero): the blocking check, independent of the
@@ -237,5 +244,5 @@ def listed_in_output(
     door = Door.open(config, corpus)
     output = read_stage(corpus.data_dir, stage, source_ids)
     cache = read_hash_cache(corpus.resolve(config.hash_cache))
-    hashes = hash_with_cache(output, cache, corpus.root)
+    hashes = hash_with_cache(output, cache, corpus.root, engine)
     return door.screener.match(hashes), hashes.filter(pl.col("hash_error").is_not_null()).height

@@ -4,7 +4,8 @@ Two steps, so a re-screen against new lists need not decode every image again:
 
 1. ``hash_records``: each record's hashes (sha256 and md5 of its raw bytes, sha256_text of its
    text, phash and dhash of its image in the eight dihedral orientations). Hashes only: the
-   frame holds no content and is safe to keep.
+   frame holds no content and is safe to keep. Images are hashed on the configured engine
+   (resources/core/engine.py), whose workers read the files; texts in this process.
 2. ``Screener.match``: every (record, list entry) pair that matches. sha256, md5 and
    sha256_text match by equality (a hash join). phash and dhash match when some orientation of
    the record's image is within the type's Hamming distance of the entry, found through a
@@ -20,12 +21,14 @@ import fcntl
 import hashlib
 import io
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 from PIL import Image
 
+from resources.core.engine import LOCAL, EngineConfig, batch_rows, map_batches
 from resources.core.hamming import HammingIndex
 from resources.core.normalize import normalized_sha256
 from resources.core.perceptual import ORIENTATIONS, oriented_hashes
@@ -127,14 +130,49 @@ def _hash_one(row: dict, base_dir: Path | None, verify_ids: bool) -> dict:
 
 
 def hash_records(
-    records: pl.DataFrame, base_dir: Path | None = None, verify_ids: bool = True
+    records: pl.DataFrame,
+    base_dir: Path | None = None,
+    verify_ids: bool = True,
+    engine: EngineConfig = LOCAL,
 ) -> pl.DataFrame:
-    """Every hash a list can name, for each record (HASH_SCHEMA). Never the content.
+    """Every hash a list can name, for each record (HASH_SCHEMA), in the records' order. Never
+    the content.
 
     With verify_ids, an image whose bytes do not hash to its record_id gets hash_error CHANGED.
+    Images are read, decoded and hashed on the engine (_hash_files); texts here.
     """
-    rows = [_hash_one(row, base_dir, verify_ids) for row in records.iter_rows(named=True)]
-    return pl.DataFrame(rows, schema=HASH_SCHEMA)
+    rows = list(records.iter_rows(named=True))
+    # A text takes microseconds to hash, less than sending it; and a listed text must not
+    # reach a cluster's object store (which spills to disk) before it is screened.
+    hashed = [_hash_one(row, base_dir, verify_ids) if row["kind"] == TEXT else None for row in rows]
+    files = [i for i, row in enumerate(rows) if row["kind"] != TEXT]
+    located = [{key: rows[i].get(key) for key in _LOCATION} for i in files]
+    for i, out in zip(files, _hash_files(located, base_dir, verify_ids, engine), strict=True):
+        hashed[i] = out
+    return pl.DataFrame(hashed, schema=HASH_SCHEMA)
+
+
+_LOCATION = ("record_id", "source_id", "source_key", "kind", "image_path")
+"""What a worker needs to hash an image: where it is and what it should hash to, not bytes."""
+
+
+def _hash_files(
+    rows: list[dict], base_dir: Path | None, verify_ids: bool, engine: EngineConfig
+) -> list[dict]:
+    """_hash_one of each row, in order: in this process on the local engine, as before; on Ray
+    in one task per CPU of the cluster, each worker reading its files itself (so it must see
+    the same filesystem)."""
+    if not rows:
+        return []  # a batch of texts only: nothing to send, no cluster to join
+    step = batch_rows(len(rows), engine, most=len(rows))
+    batches = [rows[s : s + step] for s in range(0, len(rows), step)]
+    done = map_batches(partial(_hash_batch, base_dir, verify_ids), batches, engine)
+    return [out for batch in done for out in batch]
+
+
+def _hash_batch(base_dir: Path | None, verify_ids: bool, rows: list[dict]) -> list[dict]:
+    """One task's work, on whichever engine runs it."""
+    return [_hash_one(row, base_dir, verify_ids) for row in rows]
 
 
 def _entries(lists: Iterable[HashList]) -> pl.DataFrame:
@@ -294,9 +332,13 @@ def add_to_hash_cache(hashes: pl.DataFrame, path: Path) -> None:
 
 
 def hash_with_cache(
-    records: pl.DataFrame, cache: pl.DataFrame, base_dir: Path | None = None
+    records: pl.DataFrame,
+    cache: pl.DataFrame,
+    base_dir: Path | None = None,
+    engine: EngineConfig = LOCAL,
 ) -> pl.DataFrame:
-    """hash_records for every occurrence, decoding only records the cache does not hold.
+    """hash_records (on the engine) for every occurrence, decoding only records the cache does
+    not hold.
 
     record_id is a hash of the content, so a cached row is the same content's hashes. An image
     file is still read and checked against its record_id (cheap next to decoding): one that
@@ -310,7 +352,7 @@ def hash_with_cache(
     stale = suspects.filter(changed) if suspects.height else suspects
     rest = records.join(stale, on=["source_id", "source_key"], how="anti")
     missing = rest.filter(~cached).unique("record_id", keep="first", maintain_order=True)
-    fresh = hash_records(missing, base_dir)
+    fresh = hash_records(missing, base_dir, engine=engine)
     by_id = pl.concat(
         [
             cache.filter(
@@ -322,7 +364,10 @@ def hash_with_cache(
     located = rest.select("record_id", "source_id", "source_key", "kind", "image_path")
     joined = located.join(by_id.drop("kind"), on="record_id", how="left")
     hashed = pl.concat(
-        [joined.select(list(HASH_SCHEMA)).cast(HASH_SCHEMA), hash_records(stale, base_dir)]
+        [
+            joined.select(list(HASH_SCHEMA)).cast(HASH_SCHEMA),
+            hash_records(stale, base_dir, engine=engine),
+        ]
     )
     order = records.select("source_id", "source_key")
     return order.join(

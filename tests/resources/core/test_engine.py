@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 from pydantic import ValidationError
 
-from resources.core.engine import EngineConfig, EngineError, map_batches
+from resources.core.engine import LOCAL, EngineConfig, EngineError, batch_rows, map_batches
 
 _inits: Counter = Counter()
 """init calls per process: tasks report it, so a test sees how often a worker was prepared."""
@@ -58,3 +58,11 @@ def test_ray_keeps_order_and_prepares_each_worker_process_once(ray_engine):
     workers = {pid for _, pid, _ in done}
     assert os.getpid() not in workers and len(workers) < len(BATCHES)
     assert {inits for _, _, inits in done} == {1}
+
+
+def test_local_batches_are_bounded_by_the_caller_ray_batches_by_the_cluster_too(ray_engine):
+    assert batch_rows(10, LOCAL, most=4) == 4
+    assert batch_rows(10, LOCAL, most=100) == 100  # one batch: this process runs them in turn
+    assert batch_rows(10, ray_engine, most=100) == 5  # one per CPU of the 2-CPU local Ray
+    assert batch_rows(10, ray_engine, most=3) == 3
+    assert batch_rows(0, ray_engine, most=0) == 1

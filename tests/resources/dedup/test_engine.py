@@ -185,7 +185,8 @@ def test_incremental_run_against_the_accepted_set():
     assert two.accepted.filter(pl.col("source_id") == "a").equals(one.accepted)
 
 
-def test_images_exact_and_resized_removed_distinct_kept(tmp_path):
+def image_records(tmp_path) -> pl.DataFrame:
+    """Three distinct images in source a; in source b a re-saved copy and a JPEG thumbnail."""
     paths = {}
     for name in ["astronaut", "coffee", "chelsea"]:
         paths[name] = tmp_path / f"{name}.png"
@@ -196,7 +197,7 @@ def test_images_exact_and_resized_removed_distinct_kept(tmp_path):
     paths["thumb"] = tmp_path / "thumb.jpg"
     base.resize((90, 90)).save(paths["thumb"], quality=55)
     names = list(paths)
-    recs = pl.DataFrame(
+    return pl.DataFrame(
         {
             "record_id": [record_id(IMAGE, paths[n].read_bytes()) for n in names],
             "source_id": ["a", "a", "a", "b", "b"],
@@ -207,13 +208,26 @@ def test_images_exact_and_resized_removed_distinct_kept(tmp_path):
         },
         schema=RECORD_SCHEMA,
     )
-    result = run(recs, SRC_AB)
+
+
+def test_images_exact_and_resized_removed_distinct_kept(tmp_path):
+    result = run(image_records(tmp_path), SRC_AB)
     assert sorted(result.kept["source_key"]) == ["astronaut", "chelsea", "coffee"]
     resaved, thumb = evidence(result, "resaved"), evidence(result, "thumb")
     assert resaved["reason"] == "duplicate_exact" and resaved["method"] == "sha256_pixels"
     assert thumb["reason"] == "duplicate_near" and thumb["method"] == "phash_hamming"
     assert thumb["hamming"] <= 6 and resaved["duplicate_of"]["source_key"] == "astronaut"
     assert result.accepted.filter(pl.col("kind") == IMAGE)["phash"].null_count() == 0
+
+
+def test_image_keys_on_ray_decide_what_the_step_process_decides(tmp_path, ray_engine):
+    recs = image_records(tmp_path)
+    rank = survivor_rank(recs, SRC_AB, [LICENSED[0]], [LICENSED[1]])
+    here = deduplicate(recs, rank, None, DedupConfig())
+    # batch_size 2: three tasks, so the order of results across tasks is tested too.
+    on_ray = deduplicate(recs, rank, None, DedupConfig(batch_size=2), ray_engine)
+    for frame in ("kept", "drops", "accepted"):
+        assert getattr(on_ray, frame).equals(getattr(here, frame)), frame
 
 
 def test_audit_finds_nothing_after_dedup_and_finds_planted_pairs():

@@ -210,3 +210,36 @@ def test_an_image_changed_since_ingest_is_flagged_and_still_matched(tmp_path):
     for hashes in (hash_records(records), hash_with_cache(records, cache)):
         assert hashes["hash_error"].to_list() == [CHANGED]
         assert hashes["phash"][0] == f"{phash(Image.open(DATA / 'astronaut.png')):016x}"
+
+
+def test_hash_records_on_ray_returns_what_the_step_process_returns(tmp_path, ray_engine):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    swapped = _image(tmp_path, "coins.png")
+    records = _records(
+        [
+            {"kind": "image", "image_path": _image(tmp_path, "camera.png")},
+            {"kind": "text", "text": "Some text, hashed in the step's process."},
+            {"kind": "image", "image_path": tmp_path / "missing.png"},
+            {"kind": "image", "image_path": broken},
+            {"kind": "image", "image_path": swapped},
+            {"kind": "image", "image_path": _image(tmp_path, "coffee.png", fmt="JPEG")},
+            {"kind": "text", "text": "another text"},
+        ]
+    )
+    Image.open(DATA / "astronaut.png").save(swapped)  # after its record_id was taken
+    here = hash_records(records, base_dir=tmp_path)
+    assert here["hash_error"].to_list() == [
+        None,
+        None,
+        "read: FileNotFoundError",
+        "decode: UnidentifiedImageError",
+        CHANGED,
+        None,
+        None,
+    ]
+    assert hash_records(records, base_dir=tmp_path, engine=ray_engine).equals(here)
+    cache = merge_cache(empty_cache(), here[:1])
+    assert hash_with_cache(records, cache, tmp_path, ray_engine).equals(
+        hash_with_cache(records, cache, tmp_path)
+    )
