@@ -412,7 +412,10 @@ def presidio_engine(with_ner: bool):
         }
     else:
         conf = {"nlp_engine_name": "no_op", "models": [{"lang_code": "en", "model_name": "no_op"}]}
-    nlp = NlpEngineProvider(nlp_configuration=conf).create_engine()
+    from thinc.api import use_ops
+
+    with use_ops("numpy", use_blis=False):  # the same matrix library as ner_model.load's
+        nlp = NlpEngineProvider(nlp_configuration=conf).create_engine()
     return AnalyzerEngine(nlp_engine=nlp)
 
 
