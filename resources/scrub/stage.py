@@ -65,103 +65,93 @@ def scrub_stage(
 ) -> ScrubOutcome:
     """Scrub every source's upstream records, config.part_records at a time; write
     data/scrub/<source>.parquet; ledger it."""
-    sources = upstream_sources(data_dir, source_ids)
-    outcome = ScrubOutcome(counted=[])
-    parts: list[_Part] = []
-    artifacts = []
-    for source_id in sources:
+    tally = _Tally()
+    artifacts = {}
+    for source_id in upstream_sources(data_dir, source_ids):
         path = stage_path(data_dir, STAGE, source_id)
-        kept = 0
+        written = 0
         with parquet_sink(path) as write:
-            for records in read_parts(
-                stage_path(data_dir, UPSTREAM, source_id), config.part_records
-            ):
-                part = _scrub_part(records, config, engine)
-                write(part.kept)
-                kept += part.kept.height
-                parts.append(part.summary())
-        art = artifact(path, STAGE, source_id, kept)
-        outcome.artifacts[source_id] = art.sha256
-        artifacts.append(art.row())
+            upstream = stage_path(data_dir, UPSTREAM, source_id)
+            for records in read_parts(upstream, config.part_records):
+                kept = _scrub_part(records, config, engine, tally)
+                write(kept)
+                written += kept.height
+        artifacts[source_id] = artifact(path, STAGE, source_id, written)
 
-    def joined(name: str, schema: dict) -> pl.DataFrame:
-        return pl.concat([getattr(p, name) for p in parts] or [pl.DataFrame(schema=schema)])
-
-    records_in, kept_ids = joined("records_in", _IDS), joined("kept", _IDS)
-    drops = joined("drops", DROP_SCHEMA)
-    counts = [c for p in parts for c in p.counts]
-    outcome.records_in, outcome.kept, outcome.dropped = (
-        records_in.height,
-        kept_ids.height,
-        drops.height,
-    )
-    outcome.text_docs = sum(p.text_docs for p in parts)
-    outcome.text_bytes = sum(p.text_bytes for p in parts)
-    outcome.seconds = sum(p.seconds for p in parts)
-    outcome.counted = sorted(set(records_in["source_id"]))
-    outcome.entities = dict(sum((Counter(c) for _, c in counts), Counter()))
-
-    ledger.record_stage(STAGE, run_id, records_in, kept_ids, drops)
+    records_in, kept, drops = tally.frame("records_in"), tally.frame("kept"), tally.frame("drops")
+    ledger.record_stage(STAGE, run_id, records_in, kept, drops)
     ledger.append_many(
         [
-            ("pii_counts", _counts_by_type(counts)),
-            ("pii_record_counts", joined("per_record", _PER_RECORD)),
-            ("artifacts", artifacts),
+            ("pii_counts", _counts_by_type(tally.counts)),
+            ("pii_record_counts", tally.frame("per_record")),
+            ("artifacts", [a.row() for a in artifacts.values()]),
         ],
         run_id,
     )
-    return outcome
+    return ScrubOutcome(
+        records_in=records_in.height,
+        kept=kept.height,
+        dropped=drops.height,
+        entities=dict(sum((Counter(c) for _, c in tally.counts), Counter())),
+        text_docs=tally.text_docs,
+        text_bytes=tally.text_bytes,
+        seconds=tally.seconds,
+        artifacts={source_id: a.sha256 for source_id, a in artifacts.items()},
+        counted=sorted(set(records_in["source_id"])),
+    )
 
 
-_IDS = {"source_id": pl.String()}
-_PER_RECORD = {
-    "record_id": pl.String(),
-    "source_id": pl.String(),
-    "source_key": pl.String(),
-    "entities": pl.Int64(),
-    "counts": pl.String(),
-    "dropped": pl.Boolean(),
-}
+_SOURCE = {"source_id": pl.String()}
 
 
 @dataclass
-class _Part:
-    """One part of a source after scrubbing: what is written, and what the ledger learns."""
+class _Tally:
+    """What the ledger learns from the parts scrubbed so far: ids and counts, no content."""
 
-    kept: pl.DataFrame
-    """RECORD_SCHEMA: the records written, texts scrubbed."""
-    records_in: pl.DataFrame
-    drops: pl.DataFrame
-    per_record: pl.DataFrame
-    counts: list[tuple[str, dict[str, int]]]
-    """(source_id, entities per type) of every text."""
-    text_docs: int
-    text_bytes: int
-    seconds: float
+    records_in: list[pl.DataFrame] = field(default_factory=list)
+    """source_id of every record read."""
+    kept: list[pl.DataFrame] = field(default_factory=list)
+    """source_id of every record written."""
+    drops: list[pl.DataFrame] = field(default_factory=list)
+    per_record: list[pl.DataFrame] = field(default_factory=list)
+    """pii_record_counts rows: the records holding PII."""
+    counts: list[tuple[str, dict[str, int]]] = field(default_factory=list)
+    """(source_id, entities per type) of every text holding PII."""
+    text_docs: int = 0
+    text_bytes: int = 0
+    seconds: float = 0.0
 
-    def summary(self) -> "_Part":
-        """The part without its records: only what the ledger needs is kept across parts."""
-        ids = self.kept.select("source_id")
-        return _Part(
-            ids,
-            self.records_in.select("source_id"),
-            self.drops,
-            self.per_record,
-            [(s, c) for s, c in self.counts if c],
-            self.text_docs,
-            self.text_bytes,
-            self.seconds,
-        )
+    _SCHEMAS = {  # noqa: RUF012
+        "records_in": _SOURCE,
+        "kept": _SOURCE,
+        "drops": DROP_SCHEMA,
+        "per_record": {
+            "record_id": pl.String(),
+            "source_id": pl.String(),
+            "source_key": pl.String(),
+            "entities": pl.Int64(),
+            "counts": pl.String(),
+            "dropped": pl.Boolean(),
+        },
+    }
+
+    def frame(self, name: str) -> pl.DataFrame:
+        """All parts' rows of one field, as one frame (empty, with its schema, for none)."""
+        return pl.concat(getattr(self, name) or [pl.DataFrame(schema=self._SCHEMAS[name])])
 
 
-def _scrub_part(records: pl.DataFrame, config: ScrubConfig, engine: EngineConfig) -> _Part:
+def _scrub_part(
+    records: pl.DataFrame, config: ScrubConfig, engine: EngineConfig, tally: _Tally
+) -> pl.DataFrame:
+    """The part's records to write, texts scrubbed and those over the limit left out; what the
+    ledger learns of them goes to tally."""
     from resources.scrub.detection import scrub_texts  # Presidio loads in ~3 s: only when scrubbing
 
     is_text = (pl.col("kind") == TEXT) & pl.col("text").is_not_null()
     texts = records.filter(is_text)
     started = time.perf_counter()
     results = scrub_texts(texts["text"].to_list(), config, engine)
-    seconds = time.perf_counter() - started
+    tally.seconds += time.perf_counter() - started
     scrubbed = texts.with_columns(
         pl.Series("text", [r.text for r in results], dtype=pl.String),
         pl.Series("_over", [r.over_limit for r in results], dtype=pl.Boolean),
@@ -171,7 +161,31 @@ def _scrub_part(records: pl.DataFrame, config: ScrubConfig, engine: EngineConfig
     kept = pl.concat(
         [records.filter(~is_text), scrubbed.filter(~pl.col("_over")).select(list(RECORD_SCHEMA))]
     )
-    drops = scrubbed.filter(pl.col("_over")).select(
+    over = scrubbed.filter(pl.col("_over"))
+    if over.height:
+        tally.drops.append(_over_limit_drops(over, config))
+    tally.per_record.append(
+        scrubbed.filter(pl.col("_n") > 0).select(
+            "record_id",
+            "source_id",
+            "source_key",
+            pl.col("_n").alias("entities"),
+            pl.col("_counts").alias("counts"),
+            pl.col("_over").alias("dropped"),
+        )
+    )
+    tally.records_in.append(records.select("source_id"))
+    tally.kept.append(kept.select("source_id"))
+    sources = texts["source_id"].to_list()
+    tally.counts += [(s, r.counts) for s, r in zip(sources, results, strict=True) if r.counts]
+    tally.text_docs += texts.height
+    tally.text_bytes += sum(len(t.encode("utf-8")) for t in texts["text"])
+    return kept
+
+
+def _over_limit_drops(over: pl.DataFrame, config: ScrubConfig) -> pl.DataFrame:
+    """DROP_SCHEMA rows of the texts holding more entities than the limit."""
+    return over.select(
         "record_id",
         "source_id",
         "source_key",
@@ -184,24 +198,6 @@ def _scrub_part(records: pl.DataFrame, config: ScrubConfig, engine: EngineConfig
             return_dtype=pl.String,
         )
         .alias("evidence"),
-    )
-    per_record = scrubbed.filter(pl.col("_n") > 0).select(
-        "record_id",
-        "source_id",
-        "source_key",
-        pl.col("_n").alias("entities"),
-        pl.col("_counts").alias("counts"),
-        pl.col("_over").alias("dropped"),
-    )
-    return _Part(
-        kept=kept,
-        records_in=records,
-        drops=drops if drops.height else pl.DataFrame(schema=DROP_SCHEMA),
-        per_record=per_record,
-        counts=list(zip(texts["source_id"].to_list(), [r.counts for r in results], strict=True)),
-        text_docs=texts.height,
-        text_bytes=sum(len(t.encode("utf-8")) for t in texts["text"]),
-        seconds=seconds,
     )
 
 
