@@ -141,7 +141,7 @@ class _EntryHash:
         return V2 + hashlib.sha256((head + cols).encode("utf-8")).hexdigest()
 
 
-def _column_parts(array: pa.Array, kind: str) -> tuple[bytes, bytes, bytes | memoryview]:
+def _column_parts(array: pa.Array, kind: str) -> tuple[bytes, bytes, bytes | np.ndarray]:
     """Validity, values and (text only) UTF-8 bytes of one column slice."""
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
@@ -150,22 +150,30 @@ def _column_parts(array: pa.Array, kind: str) -> tuple[bytes, bytes, bytes | mem
     else:
         valid = b"\x01" * len(array)
     if kind == "text":
-        if not pa.types.is_string(array.type):
-            array = array.cast(pa.large_string())
-        if array.null_count:
-            array = array.fill_null("")
-        width = np.int32 if pa.types.is_string(array.type) else np.int64
-        offsets = np.frombuffer(array.buffers()[1], width)[
-            array.offset : array.offset + len(array) + 1
-        ]
-        data = array.buffers()[2]
-        payload = memoryview(data)[offsets[0] : offsets[-1]] if data is not None else b""
-        return valid, np.diff(offsets).astype(np.int64).tobytes(), payload
+        _, offsets, data = text_buffers(array)
+        return valid, np.diff(offsets).astype(np.int64).tobytes(), data
     filler = {"int": 0, "float": 0.0, "bool": False}[kind]
     values = array.fill_null(filler).to_numpy(zero_copy_only=False)
     if kind == "bool":
         values = values.astype(np.uint8)
     return valid, np.ascontiguousarray(values).tobytes(), b""
+
+
+def text_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(valid, offsets rebased to 0, UTF-8 bytes) of a text column, nulls as empty text: views
+    of the column's own buffers (int32 or int64 offsets, as it holds them), not a copy."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        array = array.cast(pa.large_string())
+    valid = array.is_valid().to_numpy(zero_copy_only=False)
+    if array.null_count:
+        array = array.fill_null("")
+    width = np.int32 if pa.types.is_string(array.type) else np.int64
+    offsets = np.frombuffer(array.buffers()[1], width)[array.offset : array.offset + len(array) + 1]
+    buffer = array.buffers()[2]
+    data = np.frombuffer(buffer, np.uint8) if buffer else np.zeros(0, np.uint8)
+    return valid, offsets - offsets[0], data[offsets[0] : offsets[-1]]
 
 
 EntryConsumer = Callable[[int, pa.RecordBatch], None]

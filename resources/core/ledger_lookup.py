@@ -26,7 +26,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from resources.core.ledger_digest import entry_runs
+from resources.core.ledger_digest import entry_runs, text_buffers
 
 INDEXED_TABLES = ("records", "drops")
 LOOKUP_DDL = "k UBIGINT, entry_seq BIGINT, row_no BIGINT"
@@ -36,26 +36,10 @@ _MULTIPLIER = np.uint64(0x100000001B3)
 _MIX = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
 
 
-def _text_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(valid, offsets rebased to 0, UTF-8 bytes) of a text column, nulls as empty text."""
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    array = array.cast(pa.large_string())
-    valid = array.is_valid().to_numpy(zero_copy_only=False)
-    array = array.fill_null("") if array.null_count else array
-    offsets = np.frombuffer(array.buffers()[1], np.int64)[
-        array.offset : array.offset + len(array) + 1
-    ]
-    buffer = array.buffers()[2]
-    data = np.frombuffer(buffer, np.uint8) if buffer else np.zeros(0, np.uint8)
-    data = data[offsets[0] : offsets[-1]]
-    return valid, offsets - offsets[0], data
-
-
 def prefix_keys(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """lookup_record_id's (k, valid): the first 8 UTF-8 bytes of each value, big-endian,
     zero-padded; order-preserving, so the ids with a given prefix are one range of k."""
-    valid, offsets, data = _text_buffers(array)
+    valid, offsets, data = text_buffers(array)
     return _prefixes(offsets, data), valid
 
 
@@ -63,7 +47,7 @@ def text_hashes(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """lookup_source_key's (k, valid): a 64-bit polynomial hash of each value's UTF-8 bytes,
     sum((byte + 1) * MULTIPLIER**i) mod 2**64, finished with splitmix64; a fixed definition
     (not a library's hash, which may change between versions)."""
-    valid, offsets, data = _text_buffers(array)
+    valid, offsets, data = text_buffers(array)
     return _polynomials(offsets, data), valid
 
 
