@@ -245,11 +245,32 @@ def _names_a_street_type(span: str) -> bool:
 
 
 def _address_end(text: str, end: int) -> int:
-    """Where an address ending at end really ends: after its units and its ", City"."""
+    """Where an address ending at end really ends: after the street-type words written
+    lowercase after its name, its units and its ", City"."""
+    end = _lowercase_street_type(text, end)
     units = _UNITS.match(text, end)
     end = units.end() if units else end
     tail = _CITY_TAIL.match(text, end)
     return tail.end() if tail else end
+
+
+_SINCE_NUMBER = regex.compile(r"[^\d]*$")
+_LOWER_WORD = regex.compile(r"[ ](\p{Ll}[\p{Ll}'’-]{1,11})(?=$|[ ,.;:!?)])")
+
+
+def _lowercase_street_type(text: str, end: int) -> int:
+    """After a street's capitalized name, up to two lowercase words that are no English stop
+    word: many languages write the street type so ("558 Puhkekodu tee allee", "12 Valge park");
+    a stop word ("on", "and", "please") ends the address."""
+    last = text[:end].rsplit(" ", 1)[-1]
+    if not last[:1].isupper() or "," in _SINCE_NUMBER.search(text, max(0, end - 48), end)[0]:
+        return end  # after a house number, a lowercase word or a ", City", it is the sentence's
+    for _ in range(2):
+        word = _LOWER_WORD.match(text, end)
+        if word is None or word.group(1) in STOP_WORDS:
+            break
+        end = word.end()
+    return end
 
 
 def _name_words(text: str, words: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -26,6 +26,12 @@ def found(recognizer, text: str) -> list[str]:
         ("Address: Calle Mayor No. 5", "Calle Mayor No. 5"),
         ("deliver it to Ladeira do Sol 12", "Ladeira do Sol 12"),  # "do" is a street's
         ("mail goes to 88 Via dei Fiori now", "88 Via dei Fiori"),
+        # a street type written lowercase after the name; a stop word or a number ends it
+        ("ship it to 14 Kaskede tänav, thanks", "14 Kaskede tänav"),
+        ("the crew parked at 7 Linden tee allee on Monday", "7 Linden tee allee"),
+        ("send it to 7 Linden park and call", "7 Linden park"),
+        ("deliver to Kase 14 tomorrow", "Kase 14"),
+        ("ship it to 18 Kloof St, Gardens soon", "18 Kloof St, Gardens"),  # and a ", City"
     ],
 )
 def test_street_shapes_with_a_second_signal_are_addresses(recognizer, text, address):
