@@ -21,7 +21,7 @@ def build_scrub_asset(params: Params) -> dg.AssetsDefinition:
         params,
         name=STAGE,
         upstream=UPSTREAM,
-        code_version="scrub-1",
+        code_version="scrub-2",
         checks=[PII_RESIDUAL],
         masked_columns=frozenset({TEXT}),
     )

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeVar
 
 from pydantic import Field, model_validator
+from threadpoolctl import threadpool_limits
 
 from resources.core.config import Section
 
@@ -105,6 +106,9 @@ def _pool_initializer(init: Callable[..., None] | None, init_args: tuple) -> Non
     # A forked worker inherits the parent's handlers (Dagster's raise on SIGTERM/SIGINT).
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # The pool has a worker per core; a worker's OpenBLAS must not start a thread per core too
+    # (Ray's workers get OMP_NUM_THREADS=1 from Ray).
+    threadpool_limits(1, user_api="blas")
     if init is not None:
         init(*init_args)
 

@@ -143,7 +143,15 @@ class Ledger:
         ``drops`` has columns record_id, source_id, source_key, reason, evidence. Raises
         LedgerError, appending nothing, when in != kept + dropped for any source.
         """
-        counts = stage_counts(stage, records_in, kept, drops)
+        return self.record_counts(
+            stage, run_id, stage_counts(stage, records_in, kept, drops), drops
+        )
+
+    def record_counts(
+        self, stage: str, run_id: str, counts: pl.DataFrame, drops: pl.DataFrame
+    ) -> pl.DataFrame:
+        """record_stage for a stage that counted its records itself (stage_counts' columns),
+        as one that streams its records does."""
         broken = counts.filter(pl.col("records_in") != pl.col("records_out") + pl.col("dropped"))
         if broken.height:
             raise LedgerError(f"{stage}: records lost without a reason: {broken.to_dicts()}")

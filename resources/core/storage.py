@@ -119,8 +119,16 @@ def write_stage(df: pl.DataFrame, data_dir: str | Path, stage: str, source_id: s
 @contextmanager
 def parquet_sink(path: str | Path) -> Iterator[Callable[[pl.DataFrame], None]]:
     """A writer appending record batches to one Parquet file, renamed into place when done."""
+    with atomic_path(path) as tmp, parquet_writer(tmp) as write:
+        yield write
+
+
+@contextmanager
+def parquet_writer(path: str | Path) -> Iterator[Callable[[pl.DataFrame], None]]:
+    """A writer appending record batches (RECORD_SCHEMA) to the Parquet file at path, one row
+    group per batch; the file is complete when the block ends."""
     schema = empty_records().to_arrow().schema
-    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+    with pq.ParquetWriter(path, schema) as writer:
 
         def write(records: pl.DataFrame) -> None:
             if records.height:
@@ -135,8 +143,9 @@ def read_parts(
     """A stage file's records, at most ``rows`` at a time, in file order: memory stays flat."""
     wanted = columns or list(RECORD_SCHEMA)
     schema = {name: RECORD_SCHEMA[name] for name in wanted}
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=rows, columns=wanted):
-        yield pl.DataFrame(pl.from_arrow(batch)).cast(schema)
+    with pq.ParquetFile(path) as parquet:
+        for batch in parquet.iter_batches(batch_size=rows, columns=wanted):
+            yield pl.DataFrame(pl.from_arrow(batch)).cast(schema)
 
 
 def read_stage(

@@ -178,7 +178,7 @@ def _new_keys(
     per_task = batch_rows(image_rows.size, engine, most=step)
     image_batches = [image_rows[s : s + per_task] for s in range(0, image_rows.size, per_task)]
     decoded = map_batches(
-        images_keys, (paths.gather(rows).to_list() for rows in image_batches), engine
+        _image_batch_keys, (paths.gather(rows).to_list() for rows in image_batches), engine
     )
     for rows, batch_keys in zip(image_batches, decoded, strict=True):
         for row, keys in zip(rows.tolist(), batch_keys, strict=True):
@@ -197,7 +197,7 @@ def text_keys(config: MinHashConfig, texts: list[str]) -> tuple[list[str], np.nd
     return exact, signatures(batch, config.num_perm, config.seed)
 
 
-def images_keys(paths: list[str]) -> list[ImageKeys]:
+def _image_batch_keys(paths: list[str]) -> list[ImageKeys]:
     """Pixel digest, pHash and pixel count of each image file; one batch's work."""
     return [image_keys(path) for path in paths]
 

@@ -94,6 +94,5 @@ class ScrubConfig(Section):
             update={
                 "score_threshold": self.sensitive_threshold,
                 "prefilter": False,
-                "workers": 1,
             }
         )

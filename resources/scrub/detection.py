@@ -625,10 +625,13 @@ def _mask(text: str, spans: list[Span]) -> _Masked:
     return _Masked(masked, "".join(gate), kept, wins)
 
 
-R = TypeVar("R")
+_R = TypeVar("_R")
 _worker: "Scrubber | Detector | None" = None
 """What a worker process built once: the scrubber, or the residual re-scan's detector."""
 BATCHES_PER_WORKER = 4
+INLINE_BATCH = 256
+"""Texts per batch in this process (no pool): the model reads 256 short texts at about 3x the
+speed of one at a time."""
 
 
 def _build_scrubber(config: ScrubConfig, salt: bytes) -> None:
@@ -646,7 +649,7 @@ def _build_sensitive(config: ScrubConfig) -> None:
     _worker = Detector(config.sensitive())
 
 
-def _residual_batch(texts: list[str]) -> list[Counter]:
+def _residual_batch(texts: list[str]) -> list[Counter[str]]:
     assert isinstance(_worker, Detector)
     _worker.prefetch(texts)  # the model reads the batch at once, not text by text
     return [Counter(s.entity_type for s in _worker.detect(t)) for t in texts]
@@ -665,7 +668,7 @@ def scrub_texts(
 
 def residual(
     texts: Sequence[str], config: ScrubConfig, engine: EngineConfig = LOCAL
-) -> list[Counter]:
+) -> list[Counter[str]]:
     """Entities the sensitive configuration still finds in each scrubbed text, per type.
 
     No trigger windows here: every recognizer reads every character, at a lower threshold, so
@@ -675,13 +678,13 @@ def residual(
 
 
 def _map_texts(
-    batch_fn: Callable[[list[str]], list[R]],
+    batch_fn: Callable[[list[str]], list[_R]],
     init: Callable[..., None],
     init_args: tuple,
     texts: Sequence[str],
     config: ScrubConfig,
     engine: EngineConfig,
-) -> list[R]:
+) -> list[_R]:
     """batch_fn's per-text results over texts in order, on config.workers local processes or
     on Ray; init(*init_args) builds each worker once."""
     global _worker
@@ -694,7 +697,8 @@ def _map_texts(
             # instead of each reading them again.
             preload(model)
     if engine.kind == "local" and (config.workers <= 1 or len(texts) < 2 * config.batch_size):
-        batches = [list(texts[i : i + 256]) for i in range(0, len(texts), 256)]
+        step = INLINE_BATCH
+        batches = [list(texts[i : i + step]) for i in range(0, len(texts), step)]
         try:
             done = map_batches(batch_fn, batches, engine, init=init, init_args=init_args)
         finally:

@@ -11,7 +11,8 @@ holds across stages; the scrubbed content is covered by the artifact's sha256.
 import json
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
@@ -20,8 +21,16 @@ from resources.core.corpus import Corpus
 from resources.core.engine import LOCAL, EngineConfig
 from resources.core.ledger import Ledger, evidence
 from resources.core.reasons import Reason
-from resources.core.records import DROP_SCHEMA, RECORD_SCHEMA, TEXT
-from resources.core.storage import artifact, data_version, parquet_sink, read_parts, stage_path
+from resources.core.records import DROP_SCHEMA, TEXT
+from resources.core.storage import (
+    Artifact,
+    artifact,
+    atomic_path,
+    data_version,
+    parquet_writer,
+    read_parts,
+    stage_path,
+)
 from resources.scrub import measured
 from resources.scrub.config import ScrubConfig
 
@@ -63,124 +72,165 @@ def scrub_stage(
     run_id: str,
     engine: EngineConfig = LOCAL,
 ) -> ScrubOutcome:
-    """Scrub every source's upstream records, config.part_records at a time; write
-    data/scrub/<source>.parquet; ledger it."""
-    tally = _Tally()
-    artifacts = {}
-    for source_id in upstream_sources(data_dir, source_ids):
-        path = stage_path(data_dir, STAGE, source_id)
-        written = 0
-        with parquet_sink(path) as write:
-            upstream = stage_path(data_dir, UPSTREAM, source_id)
-            for records in read_parts(upstream, config.part_records):
-                kept = _scrub_part(records, config, engine, tally)
-                write(kept)
-                written += kept.height
-        artifacts[source_id] = artifact(path, STAGE, source_id, written)
+    """Scrub every source's upstream records, config.part_records at a time, into
+    data/scrub/<source>.parquet; ledger it.
 
-    records_in, kept, drops = tally.frame("records_in"), tally.frame("kept"), tally.frame("drops")
-    ledger.record_stage(STAGE, run_id, records_in, kept, drops)
-    ledger.append_many(
-        [
-            ("pii_counts", _counts_by_type(tally.counts)),
-            ("pii_record_counts", tally.frame("per_record")),
-            ("artifacts", [a.row() for a in artifacts.values()]),
-        ],
-        run_id,
-    )
+    Every file is renamed into place only once the ledger holds what the stage did: a failure
+    part-way leaves the earlier outputs as they were.
+    """
+    tally = _Tally()
+    artifacts: dict[str, Artifact] = {}
+    with ExitStack() as pending:
+        for source_id in upstream_sources(data_dir, source_ids):
+            path = stage_path(data_dir, STAGE, source_id)
+            tmp = pending.enter_context(atomic_path(path))
+            written = 0
+            with parquet_writer(tmp) as write:
+                upstream = stage_path(data_dir, UPSTREAM, source_id)
+                for records in read_parts(upstream, config.part_records):
+                    kept = _scrub_part(records, config, engine, tally)
+                    write(kept)
+                    written += kept.height
+            artifacts[source_id] = replace(artifact(tmp, STAGE, source_id, written), path=path)
+        drops = pl.concat(tally.drops or [pl.DataFrame(schema=DROP_SCHEMA)])
+        ledger.record_counts(STAGE, run_id, tally.stage_counts(drops), drops)
+        ledger.append_many(
+            [
+                ("pii_counts", tally.by_type()),
+                ("pii_record_counts", pl.concat(tally.per_record or [_per_record_rows(None)])),
+                ("artifacts", [a.row() for a in artifacts.values()]),
+            ],
+            run_id,
+        )
     return ScrubOutcome(
-        records_in=records_in.height,
-        kept=kept.height,
+        records_in=tally.records_in.total(),
+        kept=tally.kept.total(),
         dropped=drops.height,
-        entities=dict(sum((Counter(c) for _, c in tally.counts), Counter())),
+        entities=tally.per_type(),
         text_docs=tally.text_docs,
         text_bytes=tally.text_bytes,
         seconds=tally.seconds,
         artifacts={source_id: a.sha256 for source_id, a in artifacts.items()},
-        counted=sorted(set(records_in["source_id"])),
+        counted=sorted(tally.records_in),
     )
-
-
-_SOURCE = {"source_id": pl.String()}
 
 
 @dataclass
 class _Tally:
-    """What the ledger learns from the parts scrubbed so far: ids and counts, no content."""
+    """What the ledger learns from the parts scrubbed so far: counts, and the rows of the
+    records that hold PII or were dropped; no content."""
 
-    records_in: list[pl.DataFrame] = field(default_factory=list)
-    """source_id of every record read."""
-    kept: list[pl.DataFrame] = field(default_factory=list)
-    """source_id of every record written."""
+    records_in: Counter[str] = field(default_factory=Counter)
+    """Records read, per source."""
+    kept: Counter[str] = field(default_factory=Counter)
+    """Records written, per source."""
+    entities: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Entities found, per (source, entity type)."""
+    holding: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Texts holding at least one, per (source, entity type)."""
     drops: list[pl.DataFrame] = field(default_factory=list)
     per_record: list[pl.DataFrame] = field(default_factory=list)
     """pii_record_counts rows: the records holding PII."""
-    counts: list[tuple[str, dict[str, int]]] = field(default_factory=list)
-    """(source_id, entities per type) of every text holding PII."""
     text_docs: int = 0
     text_bytes: int = 0
     seconds: float = 0.0
 
-    _SCHEMAS = {  # noqa: RUF012
-        "records_in": _SOURCE,
-        "kept": _SOURCE,
-        "drops": DROP_SCHEMA,
-        "per_record": {
-            "record_id": pl.String(),
-            "source_id": pl.String(),
-            "source_key": pl.String(),
-            "entities": pl.Int64(),
-            "counts": pl.String(),
-            "dropped": pl.Boolean(),
-        },
-    }
+    def stage_counts(self, drops: pl.DataFrame) -> pl.DataFrame:
+        """The stage_counts rows: records in, out and dropped per source."""
+        dropped = Counter(drops["source_id"].to_list())
+        rows = [
+            {
+                "stage": STAGE,
+                "source_id": s,
+                "records_in": self.records_in[s],
+                "records_out": self.kept[s],
+                "dropped": dropped[s],
+            }
+            for s in sorted(self.records_in.keys() | dropped.keys())
+        ]
+        return pl.DataFrame(rows, schema=_STAGE_COUNTS)
 
-    def frame(self, name: str) -> pl.DataFrame:
-        """All parts' rows of one field, as one frame (empty, with its schema, for none)."""
-        return pl.concat(getattr(self, name) or [pl.DataFrame(schema=self._SCHEMAS[name])])
+    def per_type(self) -> dict[str, int]:
+        """Entities found, per type."""
+        out: Counter[str] = Counter()
+        for (_, entity_type), n in self.entities.items():
+            out[entity_type] += n
+        return dict(out)
+
+    def by_type(self) -> list[dict]:
+        """The pii_counts rows: entities and records holding one, per source and type."""
+        return [
+            {"source_id": s, "entity_type": t, "entities": n, "records": self.holding[(s, t)]}
+            for (s, t), n in sorted(self.entities.items())
+        ]
+
+
+_STAGE_COUNTS = {
+    "stage": pl.String(),
+    "source_id": pl.String(),
+    "records_in": pl.Int64(),
+    "records_out": pl.Int64(),
+    "dropped": pl.Int64(),
+}
 
 
 def _scrub_part(
     records: pl.DataFrame, config: ScrubConfig, engine: EngineConfig, tally: _Tally
 ) -> pl.DataFrame:
-    """The part's records to write, texts scrubbed and those over the limit left out; what the
-    ledger learns of them goes to tally."""
+    """The part's records to write, in their order, texts scrubbed and those over the limit
+    left out; what the ledger learns of them goes to tally."""
     from resources.scrub.detection import scrub_texts  # Presidio loads in ~3 s: only when scrubbing
 
     is_text = (pl.col("kind") == TEXT) & pl.col("text").is_not_null()
-    texts = records.filter(is_text)
+    rows = records.with_row_index("_row").filter(is_text)
     started = time.perf_counter()
-    results = scrub_texts(texts["text"].to_list(), config, engine)
+    results = scrub_texts(rows["text"].to_list(), config, engine)
     tally.seconds += time.perf_counter() - started
-    scrubbed = texts.with_columns(
+    scrubbed = rows.with_columns(
         pl.Series("text", [r.text for r in results], dtype=pl.String),
         pl.Series("_over", [r.over_limit for r in results], dtype=pl.Boolean),
         pl.Series("_n", [r.n_entities for r in results], dtype=pl.Int64),
-        pl.Series("_counts", [json.dumps(r.counts, sort_keys=True) for r in results]),
-    )
-    kept = pl.concat(
-        [records.filter(~is_text), scrubbed.filter(~pl.col("_over")).select(list(RECORD_SCHEMA))]
+        pl.Series("_counts", [json.dumps(r.counts, sort_keys=True) for r in results], pl.String),
     )
     over = scrubbed.filter(pl.col("_over"))
     if over.height:
         tally.drops.append(_over_limit_drops(over, config))
-    tally.per_record.append(
-        scrubbed.filter(pl.col("_n") > 0).select(
-            "record_id",
-            "source_id",
-            "source_key",
-            pl.col("_n").alias("entities"),
-            pl.col("_counts").alias("counts"),
-            pl.col("_over").alias("dropped"),
-        )
-    )
-    tally.records_in.append(records.select("source_id"))
-    tally.kept.append(kept.select("source_id"))
-    sources = texts["source_id"].to_list()
-    tally.counts += [(s, r.counts) for s, r in zip(sources, results, strict=True) if r.counts]
-    tally.text_docs += texts.height
-    tally.text_bytes += sum(len(t.encode("utf-8")) for t in texts["text"])
+    tally.per_record.append(_per_record_rows(scrubbed.filter(pl.col("_n") > 0)))
+    for source_id, result in zip(rows["source_id"], results, strict=True):
+        for entity_type, n in result.counts.items():
+            tally.entities[(source_id, entity_type)] += n
+            tally.holding[(source_id, entity_type)] += 1
+    tally.text_docs += rows.height
+    tally.text_bytes += int(rows["text"].str.len_bytes().sum() or 0)
+    # Scrubbed texts back in their rows, so the output keeps the upstream order.
+    texts = records["text"].scatter(rows["_row"], scrubbed["text"])
+    dropped = pl.Series([False] * records.height).scatter(over["_row"], True)
+    kept = records.with_columns(texts).filter(~dropped)
+    tally.records_in.update(records["source_id"].to_list())
+    tally.kept.update(kept["source_id"].to_list())
     return kept
+
+
+def _per_record_rows(scrubbed: pl.DataFrame | None) -> pl.DataFrame:
+    """pii_record_counts rows of scrubbed texts (None: the table's empty frame)."""
+    schema = {
+        "record_id": pl.String(),
+        "source_id": pl.String(),
+        "source_key": pl.String(),
+        "entities": pl.Int64(),
+        "counts": pl.String(),
+        "dropped": pl.Boolean(),
+    }
+    if scrubbed is None:
+        return pl.DataFrame(schema=schema)
+    return scrubbed.select(
+        "record_id",
+        "source_id",
+        "source_key",
+        pl.col("_n").alias("entities"),
+        pl.col("_counts").alias("counts"),
+        pl.col("_over").alias("dropped"),
+    ).cast(schema)
 
 
 def _over_limit_drops(over: pl.DataFrame, config: ScrubConfig) -> pl.DataFrame:
@@ -198,20 +248,7 @@ def _over_limit_drops(over: pl.DataFrame, config: ScrubConfig) -> pl.DataFrame:
             return_dtype=pl.String,
         )
         .alias("evidence"),
-    )
-
-
-def _counts_by_type(counts: list[tuple[str, dict[str, int]]]) -> list[dict]:
-    entities: Counter = Counter()
-    holding: Counter = Counter()
-    for source_id, c in counts:
-        for entity_type, n in c.items():
-            entities[(source_id, entity_type)] += n
-            holding[(source_id, entity_type)] += 1
-    return [
-        {"source_id": s, "entity_type": t, "entities": n, "records": holding[(s, t)]}
-        for (s, t), n in sorted(entities.items())
-    ]
+    ).cast(DROP_SCHEMA)
 
 
 @dataclass
@@ -240,20 +277,20 @@ def rescan(
         if not path.exists():
             continue
         found: Counter = Counter()
-        texts = 0
+        n_texts = 0
         for part in read_parts(path, config.part_records, ["kind", "text"]):
-            text = part.filter((pl.col("kind") == TEXT) & pl.col("text").is_not_null())["text"]
-            found += sum(residual(text.to_list(), config, engine), Counter())
-            texts += text.len()
-        docs += texts
+            texts = part.filter((pl.col("kind") == TEXT) & pl.col("text").is_not_null())["text"]
+            found += sum(residual(texts.to_list(), config, engine), Counter())
+            n_texts += texts.len()
+        docs += n_texts
         total.update(found)
         rows += [
             {
                 "source_id": source_id,
                 "entity_type": entity_type,
                 "residual": n,
-                "docs": texts,
-                "per_10k": 10_000 * n / texts,
+                "docs": n_texts,
+                "per_10k": 10_000 * n / n_texts,
             }
             for entity_type, n in sorted(found.items())
         ]

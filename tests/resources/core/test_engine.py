@@ -66,3 +66,15 @@ def test_local_batches_are_bounded_by_the_caller_ray_batches_by_the_cluster_too(
     assert batch_rows(10, ray_engine, most=100) == 5  # one per CPU of the 2-CPU local Ray
     assert batch_rows(10, ray_engine, most=3) == 3
     assert batch_rows(0, ray_engine, most=0) == 1
+
+
+def _blas_threads(_: int) -> list[int]:
+    import numpy  # noqa: F401  (its OpenBLAS is what a worker multiplies with)
+    from threadpoolctl import threadpool_info
+
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+def test_a_local_pool_worker_multiplies_on_one_thread():
+    threads = map_batches(_blas_threads, [0, 1], workers=2)
+    assert all(threads) and all(n == [1] * len(n) for n in threads)

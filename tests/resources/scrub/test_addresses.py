@@ -31,6 +31,7 @@ def found(recognizer, text: str) -> list[str]:
         ("the crew parked at 7 Linden tee allee on Monday", "7 Linden tee allee"),
         ("send it to 7 Linden park and call", "7 Linden park"),
         ("deliver to Kase 14 tomorrow", "Kase 14"),
+        ("we moved to 12 Main Street today", "12 Main Street"),  # its type is written already
         ("ship it to 18 Kloof St, Gardens soon", "18 Kloof St, Gardens"),  # and a ", City"
     ],
 )
