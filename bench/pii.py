@@ -412,9 +412,9 @@ def presidio_engine(with_ner: bool):
         }
     else:
         conf = {"nlp_engine_name": "no_op", "models": [{"lang_code": "en", "model_name": "no_op"}]}
-    from thinc.api import use_ops
+    from resources.scrub.ner import model_ops
 
-    with use_ops("numpy", use_blis=False):  # the same matrix library as ner_model.load's
+    with model_ops():  # the same matrix library as assay's own loading of the model
         nlp = NlpEngineProvider(nlp_configuration=conf).create_engine()
     return AnalyzerEngine(nlp_engine=nlp)
 

@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -150,8 +150,7 @@ class Ledger:
     def record_counts(
         self, stage: str, run_id: str, counts: pl.DataFrame, drops: pl.DataFrame
     ) -> pl.DataFrame:
-        """record_stage for a stage that counted its records itself (stage_counts' columns),
-        as one that streams its records does."""
+        """record_stage for a stage that counted its records itself (counted_stage)."""
         broken = counts.filter(pl.col("records_in") != pl.col("records_out") + pl.col("dropped"))
         if broken.height:
             raise LedgerError(f"{stage}: records lost without a reason: {broken.to_dicts()}")
@@ -431,19 +430,32 @@ def stage_counts(
 ) -> pl.DataFrame:
     """One row per source: records_in, records_out, dropped."""
 
-    def count(frame: pl.DataFrame, name: str) -> pl.DataFrame:
-        return frame.group_by("source_id").agg(pl.len().cast(pl.Int64).alias(name))
+    def count(frame: pl.DataFrame) -> dict[str, int]:
+        return dict(frame.group_by("source_id").len().iter_rows())
 
-    sources = pl.concat([f.select("source_id") for f in (records_in, kept, drops)]).unique()
-    out = sources
-    for frame, name in ((records_in, "records_in"), (kept, "records_out"), (drops, "dropped")):
-        out = out.join(count(frame, name), on="source_id", how="left")
-    return (
-        out.fill_null(0)
-        .with_columns(pl.lit(stage).alias("stage"))
-        .select("stage", "source_id", "records_in", "records_out", "dropped")
-        .sort("source_id")
-    )
+    return counted_stage(stage, count(records_in), count(kept), count(drops))
+
+
+def counted_stage(
+    stage: str,
+    records_in: Mapping[str, int],
+    records_out: Mapping[str, int],
+    dropped: Mapping[str, int],
+) -> pl.DataFrame:
+    """stage_counts from counts per source, as a stage that streams its records keeps them."""
+    rows = [
+        {
+            "stage": stage,
+            "source_id": s,
+            "records_in": records_in.get(s, 0),
+            "records_out": records_out.get(s, 0),
+            "dropped": dropped.get(s, 0),
+        }
+        for s in sorted(records_in.keys() | records_out.keys() | dropped.keys())
+    ]
+    schema = {"stage": pl.String(), "source_id": pl.String()}
+    schema |= {c: pl.Int64() for c in ("records_in", "records_out", "dropped")}
+    return pl.DataFrame(rows, schema=schema)
 
 
 def _as_arrow(table: str, rows: Rows, run_id: str | None) -> pa.Table:

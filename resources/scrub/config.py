@@ -80,7 +80,7 @@ class ScrubConfig(Section):
     """Texts per worker task; the NER model reads a task's texts in one batch."""
     part_records: int = Field(50_000, ge=1)
     """Records the stage reads, scrubs and writes at a time, per source: its memory follows
-    this, not the corpus (each part forks the workers anew, ~1 s)."""
+    this, not the corpus (each part starts the workers anew, about 0.1 s)."""
     start_method: Literal["fork", "forkserver", "spawn"] = "fork"
     """fork starts workers in milliseconds; spawn re-imports Presidio (~3 s) in each."""
     sensitive_threshold: float = Field(0.25, ge=0.0, le=1.0)

@@ -312,13 +312,18 @@ def preload(model_path: str):
     that workers forked from it share them instead of each reading them again (~2 s)."""
     ner_model.street_words("prefix")
     ner_model.street_words("suffix")
-    # numpy's OpenBLAS, not thinc's default blis: the blis wheel falls back to its generic
-    # kernels on some CPUs (this AMD EPYC among them), where numpy reads 1.3x the texts per
-    # second with the same entities (4,000 texts compared). Here, not in ner_model: the build
-    # keeps blis, and the recipe digest covers that module's code.
-    with use_ops("numpy", use_blis=False):
+    with model_ops():
         nlp = ner_model.load(model_path)
     return nlp, gazetteer()
+
+
+def model_ops():
+    """The context the model is loaded in: its layers multiply through numpy's OpenBLAS, not
+    thinc's default blis, whose wheel falls back to generic kernels on some CPUs (this AMD EPYC
+    among them); numpy reads 1.3x the texts per second there, with the same entities (4,000
+    texts compared). Here, not in ner_model: the build keeps blis, and the recipe digest
+    covers that module's code."""
+    return use_ops("numpy", use_blis=False)
 
 
 class NerRecognizer(EntityRecognizer):

@@ -19,7 +19,7 @@ import polars as pl
 
 from resources.core.corpus import Corpus
 from resources.core.engine import LOCAL, EngineConfig
-from resources.core.ledger import Ledger, evidence
+from resources.core.ledger import Ledger, counted_stage, evidence
 from resources.core.reasons import Reason
 from resources.core.records import DROP_SCHEMA, TEXT
 from resources.core.storage import (
@@ -93,11 +93,16 @@ def scrub_stage(
                     written += kept.height
             artifacts[source_id] = replace(artifact(tmp, STAGE, source_id, written), path=path)
         drops = pl.concat(tally.drops or [pl.DataFrame(schema=DROP_SCHEMA)])
-        ledger.record_counts(STAGE, run_id, tally.stage_counts(drops), drops)
+        dropped = Counter(drops["source_id"].to_list())
+        counts = counted_stage(STAGE, tally.records_in, tally.kept, dropped)
+        ledger.record_counts(STAGE, run_id, counts, drops)
         ledger.append_many(
             [
                 ("pii_counts", tally.by_type()),
-                ("pii_record_counts", pl.concat(tally.per_record or [_per_record_rows(None)])),
+                (
+                    "pii_record_counts",
+                    pl.concat(tally.per_record or [pl.DataFrame(schema=_PER_RECORD)]),
+                ),
                 ("artifacts", [a.row() for a in artifacts.values()]),
             ],
             run_id,
@@ -135,21 +140,6 @@ class _Tally:
     text_bytes: int = 0
     seconds: float = 0.0
 
-    def stage_counts(self, drops: pl.DataFrame) -> pl.DataFrame:
-        """The stage_counts rows: records in, out and dropped per source."""
-        dropped = Counter(drops["source_id"].to_list())
-        rows = [
-            {
-                "stage": STAGE,
-                "source_id": s,
-                "records_in": self.records_in[s],
-                "records_out": self.kept[s],
-                "dropped": dropped[s],
-            }
-            for s in sorted(self.records_in.keys() | dropped.keys())
-        ]
-        return pl.DataFrame(rows, schema=_STAGE_COUNTS)
-
     def per_type(self) -> dict[str, int]:
         """Entities found, per type."""
         out: Counter[str] = Counter()
@@ -163,15 +153,6 @@ class _Tally:
             {"source_id": s, "entity_type": t, "entities": n, "records": self.holding[(s, t)]}
             for (s, t), n in sorted(self.entities.items())
         ]
-
-
-_STAGE_COUNTS = {
-    "stage": pl.String(),
-    "source_id": pl.String(),
-    "records_in": pl.Int64(),
-    "records_out": pl.Int64(),
-    "dropped": pl.Int64(),
-}
 
 
 def _scrub_part(
@@ -211,18 +192,20 @@ def _scrub_part(
     return kept
 
 
-def _per_record_rows(scrubbed: pl.DataFrame | None) -> pl.DataFrame:
-    """pii_record_counts rows of scrubbed texts (None: the table's empty frame)."""
-    schema = {
-        "record_id": pl.String(),
-        "source_id": pl.String(),
-        "source_key": pl.String(),
-        "entities": pl.Int64(),
-        "counts": pl.String(),
-        "dropped": pl.Boolean(),
-    }
-    if scrubbed is None:
-        return pl.DataFrame(schema=schema)
+_PER_RECORD = {
+    "record_id": pl.String(),
+    "source_id": pl.String(),
+    "source_key": pl.String(),
+    "entities": pl.Int64(),
+    "counts": pl.String(),
+    "dropped": pl.Boolean(),
+}
+"""The pii_record_counts rows the stage appends."""
+_NO_PER_RECORD = pl.DataFrame(schema=_PER_RECORD)
+
+
+def _per_record_rows(scrubbed: pl.DataFrame) -> pl.DataFrame:
+    """pii_record_counts rows of scrubbed texts."""
     return scrubbed.select(
         "record_id",
         "source_id",
@@ -230,7 +213,7 @@ def _per_record_rows(scrubbed: pl.DataFrame | None) -> pl.DataFrame:
         pl.col("_n").alias("entities"),
         pl.col("_counts").alias("counts"),
         pl.col("_over").alias("dropped"),
-    ).cast(schema)
+    ).cast(_PER_RECORD)
 
 
 def _over_limit_drops(over: pl.DataFrame, config: ScrubConfig) -> pl.DataFrame:
