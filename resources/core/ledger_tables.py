@@ -41,7 +41,14 @@ TABLES: dict[str, str] = {
         "record_id VARCHAR, source_id VARCHAR, source_key VARCHAR, entities BIGINT,"
         " counts VARCHAR, dropped BOOLEAN, run_id VARCHAR"
     ),
-    # What the scrub asset check's sensitive re-scan still found in the output.
+    # The scrub check's sensitive re-scan of each source's output: its texts, those read (all,
+    # or a sample by record_id), the entities still found, and their rate per 10k texts with
+    # its upper bound at confidence (the rate itself when every text was read).
+    "pii_rescans": (
+        "source_id VARCHAR, docs BIGINT, scanned BIGINT, residual BIGINT, per_10k DOUBLE,"
+        " per_10k_upper DOUBLE, confidence DOUBLE, run_id VARCHAR"
+    ),
+    # What that re-scan still found, per entity type (docs: the texts it read).
     "pii_residuals": (
         "source_id VARCHAR, entity_type VARCHAR, residual BIGINT, docs BIGINT,"
         " per_10k DOUBLE, run_id VARCHAR"

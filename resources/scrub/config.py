@@ -86,7 +86,13 @@ class ScrubConfig(Section):
     sensitive_threshold: float = Field(0.25, ge=0.0, le=1.0)
     """Threshold of the residual re-scan, which runs every recognizer over every character."""
     max_residual_per_10k: float = Field(50.0, ge=0.0)
-    """The residual check fails when more entities than this per 10k docs survive scrubbing."""
+    """The residual check fails when more entities than this per 10k docs survive scrubbing
+    (in the source where most do; the upper bound of that rate when it was sampled)."""
+    residual_sample: int = Field(10_000, ge=0)
+    """Texts per source the re-scan reads: a source with more is read on a sample of about
+    this many, by record_id (resources/scrub/residual.py); 0 reads every text."""
+    residual_confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    """Confidence of a sampled rate's upper bound."""
 
     def sensitive(self) -> "ScrubConfig":
         """The re-scan configuration: lower threshold, every recognizer over every character."""

@@ -33,6 +33,7 @@ from resources.core.storage import (
 )
 from resources.scrub import measured
 from resources.scrub.config import ScrubConfig
+from resources.scrub.residual import Residual, rescan
 
 STAGE = "scrub"
 UPSTREAM = "dedup"
@@ -51,7 +52,7 @@ class ScrubOutcome:
     """source_id -> sha256 of data/scrub/<source_id>.parquet."""
     counted: list[str] = field(default_factory=list)
     """Sources with at least one record in, hence a stage_counts row in the ledger."""
-    residual: "Residual | None" = None
+    residual: Residual | None = None
     """What the sensitive re-scan still finds in the output."""
 
     @property
@@ -234,52 +235,6 @@ def _over_limit_drops(over: pl.DataFrame, config: ScrubConfig) -> pl.DataFrame:
     ).cast(DROP_SCHEMA)
 
 
-@dataclass
-class Residual:
-    docs: int
-    found: dict[str, int]
-    rows: list[dict]
-
-    @property
-    def per_10k(self) -> float:
-        return 10_000 * sum(self.found.values()) / self.docs if self.docs else 0.0
-
-
-def rescan(
-    data_dir: str | Path, source_ids: list[str], config: ScrubConfig, engine: EngineConfig = LOCAL
-) -> Residual:
-    """What the sensitive configuration still finds in data/scrub/, per source and type, read
-    config.part_records at a time."""
-    from resources.scrub.detection import residual
-
-    rows: list[dict] = []
-    total: Counter = Counter()
-    docs = 0
-    for source_id in source_ids:
-        path = stage_path(data_dir, STAGE, source_id)
-        if not path.exists():
-            continue
-        found: Counter = Counter()
-        n_texts = 0
-        for part in read_parts(path, config.part_records, ["kind", "text"]):
-            texts = part.filter((pl.col("kind") == TEXT) & pl.col("text").is_not_null())["text"]
-            found += sum(residual(texts.to_list(), config, engine), Counter())
-            n_texts += texts.len()
-        docs += n_texts
-        total.update(found)
-        rows += [
-            {
-                "source_id": source_id,
-                "entity_type": entity_type,
-                "residual": n,
-                "docs": n_texts,
-                "per_10k": 10_000 * n / n_texts,
-            }
-            for entity_type, n in sorted(found.items())
-        ]
-    return Residual(docs, dict(total), rows)
-
-
 def detector_model_row() -> dict:
     """The NER model's provenance as a detector_models row (built first if it is missing)."""
     from resources.scrub import ner_model
@@ -312,6 +267,11 @@ def run(
         measured.record(ledger, model["model_sha256"])
     outcome = scrub_stage(corpus.data_dir, corpus.source_ids, config, ledger, run_id, engine)
     sources = upstream_sources(corpus.data_dir, corpus.source_ids)
-    outcome.residual = rescan(corpus.data_dir, sources, config, engine)
-    ledger.append_many([("pii_residuals", outcome.residual.rows)], run_id)  # may be empty
+    outputs = {s: stage_path(corpus.data_dir, STAGE, s) for s in sources}
+    outcome.residual = rescan(outputs, config, engine)
+    by_type = [row for s in outcome.residual.sources for row in s.type_rows()]  # may be empty
+    ledger.append_many(
+        [("pii_rescans", [s.row() for s in outcome.residual.sources]), ("pii_residuals", by_type)],
+        run_id,
+    )
     return outcome

@@ -69,8 +69,10 @@ def tainted(params_file: Path) -> None:
 
 
 def pii_left(params_file: Path) -> None:
-    row = {"source_id": "forum", "entity_type": "EMAIL_ADDRESS", "residual": 3, "docs": 60}
-    ledger_of(params_file).append("pii_residuals", [row | {"per_10k": 500.0}], "setup-scrub")
+    """A sampled re-scan whose rate is low but whose bound is over the limit: the bound counts."""
+    row = {"source_id": "forum", "docs": 250_000, "scanned": 60, "residual": 0, "per_10k": 0.0}
+    row |= {"per_10k_upper": 500.0, "confidence": 0.95}
+    ledger_of(params_file).append("pii_rescans", [row], "setup-scrub")
 
 
 def tampered_ledger(params_file: Path) -> None:

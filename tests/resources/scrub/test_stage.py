@@ -10,7 +10,8 @@ from resources.core.records import IMAGE, RECORD_SCHEMA, TEXT
 from resources.core.storage import stage_path, write_stage
 from resources.scrub import detection
 from resources.scrub.config import ScrubConfig
-from resources.scrub.stage import rescan, scrub_stage
+from resources.scrub.residual import rescan
+from resources.scrub.stage import scrub_stage
 
 TEXTS = [
     "Please call Ana Novak at (415) 555-0134 about order 1234.",
@@ -57,7 +58,7 @@ def _scrubbed(tmp_path: Path, part_records: int) -> tuple[dict, dict, tuple]:
     }
     tables = {t: f.drop("path", "sha256", "size_bytes", strict=False) for t, f in tables.items()}
     tables = {t: f.sort(f.columns) for t, f in tables.items()}
-    residual = rescan(data, list(SOURCES), config)
+    residual = rescan({s: stage_path(data, "scrub", s) for s in SOURCES}, config)
     counts = (outcome.records_in, outcome.kept, outcome.dropped, outcome.counted, residual.found)
     return written, tables, counts
 
