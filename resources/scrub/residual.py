@@ -58,7 +58,7 @@ class SourceResidual:
         mean = total / n
         variance = max(0.0, (self.sum_squares - n * mean * mean) / max(1, n - 1))
         normal = mean + norm.ppf(self.confidence) * math.sqrt(variance / n)
-        return 10_000 * max(poisson, normal)
+        return float(10_000 * max(poisson, normal))  # a float, not numpy's: Dagster checks
 
     def add(self, per_text: list[Counter]) -> None:
         self.scanned += len(per_text)

@@ -16,6 +16,10 @@ class DPConfig(Section):
     target_delta: float = Field(1e-5, gt=0, lt=1)
     max_grad_norm: float = Field(1.0, gt=0)
     epochs: int = Field(3, ge=1)
+    max_steps: int | None = Field(None, ge=1)
+    """Stop after this many steps (logical batches) when the epochs would take more; the noise
+    is calibrated to target_epsilon for the steps taken. A large corpus then trains on a fixed
+    budget: each unit is sampled into about max_steps * batch_size / N of them."""
     batch_size: int = Field(64, ge=1)
     """Expected logical batch size in privacy units; the sample rate is about batch_size / N."""
     max_physical_batch_size: int = Field(64, ge=1)

@@ -20,6 +20,7 @@ import opacus
 import torch
 from opacus import PrivacyEngine
 from opacus.accountants import create_accountant
+from opacus.accountants.utils import get_noise_multiplier
 from opacus.utils.batch_memory_manager import BatchMemoryManager
 from opacus.validators import ModuleValidator
 from torch import nn
@@ -92,19 +93,28 @@ def build_items(
 ) -> tuple[torch.Tensor, list[str]]:
     """Group the records' examples by privacy unit: [n_units, W, *example_shape] and unit keys.
 
-    Slots a unit does not fill hold task.pad_value and contribute nothing to its loss.
+    Slots a unit does not fill hold task.pad_value and contribute nothing to its loss. Each
+    unit's examples are chosen as soon as its records are encoded, so memory holds the items
+    and one unit's encodings, not every record's (a 1 KB text encodes to 16 windows, 4 kept).
     """
-    grouped: dict[str, list[torch.Tensor]] = {}
-    for text, unit in zip(texts, units, strict=True):
-        grouped.setdefault(unit, []).append(task.encode(text))
+    grouped: dict[str, list[int]] = {}
+    for i, unit in enumerate(units):
+        grouped.setdefault(unit, []).append(i)
     keys = sorted(grouped)
-    stacks = [select_examples(torch.cat(grouped[k]), max_examples_per_unit, k) for k in keys]
-    width = max(1, max(len(s) for s in stacks))
-    shape = stacks[0].shape[1:]
-    items = torch.full((len(keys), width, *shape), task.pad_value, dtype=stacks[0].dtype)
-    for i, stack in enumerate(stacks):
-        items[i, : len(stack)] = stack
-    return items, keys
+    items: torch.Tensor | None = None
+    width = 1
+    for k, key in enumerate(keys):
+        stack = select_examples(
+            torch.cat([task.encode(texts[i]) for i in grouped[key]]), max_examples_per_unit, key
+        )
+        if items is None:
+            shape = (len(keys), max_examples_per_unit, *stack.shape[1:])
+            items = torch.full(shape, task.pad_value, dtype=stack.dtype)
+        items[k, : len(stack)] = stack
+        width = max(width, len(stack))
+    if items is None:
+        raise ValueError("no records to train on")
+    return items[:, :width].contiguous() if width < items.shape[1] else items, keys
 
 
 def epsilon_from_history(
@@ -134,6 +144,26 @@ def _batch_loss(task: Task, model: nn.Module, batch: torch.Tensor) -> torch.Tens
     # sampling can draw (the step must still run so the accountant and the noise see it)
     per_item = task.loss(model, batch)
     return per_item.sum() / max(len(per_item), 1)
+
+
+def _duration(config: DPConfig, batches_per_epoch: int) -> dict[str, int]:
+    """What the noise is calibrated for: the epochs, or config.max_steps when that is fewer
+    steps (Opacus' own make_private_with_epsilon calibrates for the epochs)."""
+    if config.max_steps is not None and config.max_steps < config.epochs * batches_per_epoch:
+        return {"steps": config.max_steps}
+    return {"epochs": config.epochs}
+
+
+def _accounted_steps(engine: PrivacyEngine) -> int:
+    """The logical steps taken so far: BatchMemoryManager's physical batches are not steps."""
+    return sum(n for _, _, n in engine.accountant.history)
+
+
+def _epochs(
+    loader: DataLoader, optimizer: torch.optim.Optimizer, config: DPConfig, private: bool
+) -> Iterator[torch.Tensor]:
+    for _ in range(config.epochs):
+        yield from _physical_batches(loader, optimizer, config, private)
 
 
 def _physical_batches(
@@ -189,31 +219,32 @@ def train(
                 "max_grad_norm": config.max_grad_norm,
                 "noise_generator": torch.Generator().manual_seed(config.seed + 1),
             }
-            if config.noise_multiplier is None:
-                model, optimizer, loader = engine.make_private_with_epsilon(
-                    **common,
+            sigma = config.noise_multiplier
+            if sigma is None:
+                sigma = get_noise_multiplier(
                     target_epsilon=config.target_epsilon,
                     target_delta=config.target_delta,
-                    epochs=config.epochs,
+                    sample_rate=1 / len(loader),
+                    accountant=config.accountant,
+                    **_duration(config, len(loader)),
                 )
-            else:
-                model, optimizer, loader = engine.make_private(
-                    **common, noise_multiplier=config.noise_multiplier
-                )
+            model, optimizer, loader = engine.make_private(**common, noise_multiplier=sigma)
     model.train()
     steps, last = 0, float("nan")
     start = time.perf_counter()
     with warnings.catch_warnings():
         # Opacus' hooks fire on inputs that need no gradient (token ids): expected, harmless
         warnings.filterwarnings("ignore", message="Full backward hook is firing")
-        for _ in range(config.epochs):
-            for batch in _physical_batches(loader, optimizer, config, private):
-                loss = _batch_loss(task, model, batch)
-                loss.backward()
-                optimizer.step()  # under BatchMemoryManager, a real step only per logical batch
-                optimizer.zero_grad()
-                steps += 1
-                last = loss.item()
+        for batch in _epochs(loader, optimizer, config, private):
+            loss = _batch_loss(task, model, batch)
+            loss.backward()
+            optimizer.step()  # under BatchMemoryManager, a real step only per logical batch
+            optimizer.zero_grad()
+            steps += 1
+            last = loss.item()
+            taken = _accounted_steps(engine) if engine else steps
+            if config.max_steps is not None and taken >= config.max_steps:
+                break
     seconds = time.perf_counter() - start
     model.eval()
     if engine is None:

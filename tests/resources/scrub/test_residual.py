@@ -35,6 +35,7 @@ def test_a_whole_source_has_its_exact_rate_and_a_sample_a_bound_above_it():
     sampled.add([Counter()] * 9_990 + [Counter({"EMAIL_ADDRESS": 1})] * 10)
     assert sampled.per_10k == pytest.approx(10.0)
     assert 15.0 < sampled.per_10k_upper < 17.5  # exact Poisson bound on 10 events: 16.96
+    assert type(sampled.per_10k_upper) is float  # Dagster's check result takes no numpy bool
     nothing = SourceResidual("s", docs=1_000_000, confidence=0.95)
     nothing.add([Counter()] * 10_000)
     assert nothing.per_10k == 0 and nothing.per_10k_upper == pytest.approx(3.0, abs=0.01)

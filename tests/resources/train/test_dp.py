@@ -245,3 +245,36 @@ def test_the_same_weights_save_to_the_same_bytes_under_any_name(tmp_path):
     assert first == second
     loaded, _ = load_model(tmp_path / "b" / "other-name.pt", expected_sha256=first)
     assert loaded.state_dict().keys() == model.state_dict().keys()
+
+
+def test_max_steps_stops_at_a_logical_step_and_calibrates_the_noise_for_it():
+    _, task = build_byte_lm(**TINY)
+    items, _ = build_items(corpus(24), [str(i) for i in range(24)], task, 2)
+    base = {"target_epsilon": 4.0, "target_delta": 1e-3, "batch_size": 8, "epochs": 2}
+    whole = train(items, build_byte_lm_seeded(0), task, DPConfig(**base), private=True)
+    sizes = spy_batch_sizes(task)
+    capped_config = DPConfig(**base, max_steps=4, max_physical_batch_size=3)
+    capped = train(items, build_byte_lm_seeded(0), task, capped_config, private=True)
+    assert whole.steps == 6 and capped.steps == 4 and len(sizes) > 4  # physical batches
+    assert capped.history == [(capped.noise_multiplier, 1 / 3, 4)]
+    assert capped.noise_multiplier < whole.noise_multiplier  # fewer steps, less noise
+    assert config_target_reached(capped, capped_config)
+
+
+def config_target_reached(result, config: DPConfig) -> bool:
+    return config.target_epsilon - 0.5 < result.epsilon <= config.target_epsilon
+
+
+def test_a_cap_above_the_epochs_steps_changes_nothing_and_binds_plain_training_too():
+    _, task = build_byte_lm(**TINY)
+    items, _ = build_items(corpus(24), [str(i) for i in range(24)], task, 2)
+    base = {"target_epsilon": 4.0, "target_delta": 1e-3, "batch_size": 8, "epochs": 2}
+    whole = train(items, build_byte_lm_seeded(0), task, DPConfig(**base), private=True)
+    loose = train(items, build_byte_lm_seeded(0), task, DPConfig(**base, max_steps=7), True)
+    assert (loose.steps, loose.noise_multiplier, loose.epsilon) == (
+        whole.steps,
+        whole.noise_multiplier,
+        whole.epsilon,
+    )
+    plain = train(items, build_byte_lm_seeded(0), task, DPConfig(**base, max_steps=2), False)
+    assert plain.steps == 2
