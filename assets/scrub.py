@@ -43,13 +43,14 @@ def build_scrub_asset(params: Params) -> dg.AssetsDefinition:
         worst = found.worst
         residual_check = dg.AssetCheckResult(
             check_name="pii_residual",
-            passed=found.per_10k <= config.max_residual_per_10k,
+            passed=found.per_10k_upper <= config.max_residual_per_10k,
             description=(
                 f"sensitive re-scan (threshold {config.sensitive_threshold}) of the output; a"
                 f" source of more than {config.residual_sample} texts is read on a sample"
             ),
             metadata={
-                "residual_per_10k_docs": found.per_10k,
+                "residual_per_10k_docs": worst.per_10k if worst else 0.0,
+                "residual_per_10k_upper": found.per_10k_upper,
                 "limit_per_10k_docs": config.max_residual_per_10k,
                 "worst_source": worst.source_id if worst else "",
                 "docs": found.docs,
@@ -67,7 +68,8 @@ def build_scrub_asset(params: Params) -> dg.AssetsDefinition:
                 "text_docs": outcome.text_docs,
                 "docs_per_s": outcome.text_docs / seconds if seconds else 0.0,
                 "mb_per_s": mb / seconds if seconds else 0.0,
-                "residual_per_10k_docs": found.per_10k,
+                "residual_per_10k_docs": worst.per_10k if worst else 0.0,
+                "residual_per_10k_upper": found.per_10k_upper,
                 "sources": table(["source", "sha256"], sorted(outcome.artifacts.items())),
             },
             data_version=outcome.data_version,

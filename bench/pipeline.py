@@ -16,11 +16,12 @@ listed items (a hash list names each by sha256, md5 or normalized-text sha256). 
 Per stage, wall time is the Dagster step's own start-to-end (the instance's run step stats,
 ingest summed over its per-source runs), so process start-up is outside it; the whole process's
 wall time is printed too. Peak RSS is the sum of the RSS of the run process and all its children
-(PII workers), sampled every 0.2 s, the highest sample inside each step. The cost slope of a
-stage between two sizes is (time ratio) / (size ratio): 1.0 is linear, 2.0 quadratic; "vs linear"
-is measured time over the smallest size's time scaled linearly. What the run found is checked
-against what was planted, from the ledger: listed items dropped at the door, exact and near
-copies dropped by dedup, records with PII.
+(PII workers), sampled every 0.2 s, the highest sample inside each step; peak PSS the same
+with each shared page divided among the processes sharing it (what the tree really holds).
+The cost slope of a stage between two sizes is (time ratio) / (size ratio): 1.0 is linear, 2.0
+quadratic; "vs linear" is measured time over the smallest size's time scaled linearly. What the
+run found is checked against what was planted, from the ledger: listed items dropped at the
+door, exact and near copies dropped by dedup, records with PII.
 """
 
 from __future__ import annotations
@@ -193,28 +194,33 @@ def _source(source_id: str) -> dict:
 
 
 class TreeRss:
-    """Samples the summed RSS of a process and its children until it exits."""
+    """Samples the summed RSS and PSS of a process and its children until it exits.
+
+    RSS counts a page shared between processes (a forked worker's copy of its parent's model)
+    in each of them; PSS divides it among them, so the summed PSS is what the tree uses."""
 
     def __init__(self, pid: int) -> None:
-        self.samples: list[tuple[float, int]] = []
+        self.samples: list[tuple[float, int, int]] = []  # (time, summed RSS, summed PSS)
         self._process = psutil.Process(pid)
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
 
     def _sample(self) -> None:
         while self._process.is_running() and self._process.status() != psutil.STATUS_ZOMBIE:
-            total = 0
+            rss = pss = 0
             try:
                 for p in [self._process, *self._process.children(recursive=True)]:
-                    total += p.memory_info().rss
+                    memory = p.memory_full_info()
+                    rss, pss = rss + memory.rss, pss + memory.pss
             except psutil.Error:
                 continue  # a child ended between listing and reading
-            self.samples.append((time.time(), total))
+            self.samples.append((time.time(), rss, pss))
             time.sleep(SAMPLE_SECONDS)
 
-    def peak(self, start: float = 0.0, end: float = float("inf")) -> int:
-        inside = [rss for t, rss in self.samples if start <= t <= end]
-        return max(inside, default=0)
+    def peak(self, start: float = 0.0, end: float = float("inf")) -> tuple[int, int]:
+        """The highest summed RSS and the highest summed PSS sampled between start and end."""
+        inside = [(rss, pss) for t, rss, pss in self.samples if start <= t <= end]
+        return max((r for r, _ in inside), default=0), max((p for _, p in inside), default=0)
 
     def join(self) -> None:
         self._thread.join()
@@ -226,8 +232,8 @@ class Measured:
     engine: str
     wall: float
     returncode: int
-    peak_rss: int
-    stages: dict[str, tuple[float, int]]  # stage -> (seconds, peak RSS bytes)
+    peak: tuple[int, int]  # summed RSS, summed PSS (bytes)
+    stages: dict[str, tuple[float, tuple[int, int]]]  # stage -> (seconds, peaks)
     found: dict[str, int]
     planted: dict[str, int]
     gate: str  # the release gate's verdict, with its violations when it blocked
@@ -329,19 +335,20 @@ def _found(params: Path) -> tuple[dict[str, int], str, str]:
 def print_report(results: list[Measured]) -> None:
     columns = ("docs", "engine", "stage", "seconds", "docs/s")
     widths = (9, 6, 8, 9, 9)
-    print(" ".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True)), "peak RSS MB")
+    header = " ".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))
+    print(header, "peak RSS MB  peak PSS MB")
     for m in results:
         row = f"{m.docs:>9} {m.engine:>6}"
         for stage in (*STAGES, *sorted(set(m.stages) - set(STAGES))):
             if stage in m.stages:
                 seconds, peak = m.stages[stage]
                 rate = m.docs / seconds if seconds else float("nan")
-                print(f"{row} {stage:>8} {seconds:>9.1f} {rate:>9.0f} {peak / 2**20:>12.0f}")
+                print(f"{row} {stage:>8} {seconds:>9.1f} {rate:>9.0f} {_megabytes(peak)}")
         steps = sum(t for t, _ in m.stages.values())
         print(f"{row} {'steps':>8} {steps:>9.1f} {m.docs / steps:>9.0f}")
         print(
             f"{row} {'process':>8} {m.wall:>9.1f} {m.docs / m.wall:>9.0f} "
-            f"{m.peak_rss / 2**20:>12.0f}   exit {m.returncode}"
+            f"{_megabytes(m.peak)}   exit {m.returncode}"
         )
     print()
     print("planted/found (from the ledger)")
@@ -365,6 +372,11 @@ def print_report(results: list[Measured]) -> None:
     if len(engines) > 1:
         print()
         _print_engines(results, engines)
+
+
+def _megabytes(peak: tuple[int, int]) -> str:
+    rss, pss = peak
+    return f"{rss / 2**20:>12.0f} {pss / 2**20:>12.0f}"
 
 
 def _print_engines(results: list[Measured], engines: list[str]) -> None:

@@ -21,6 +21,9 @@ RECORD_SCHEMA: dict[str, pl.DataType] = {
     "image_path": pl.String(),
 }
 
+HAS_TEXT = (pl.col("kind") == TEXT) & pl.col("text").is_not_null()
+"""The records a text stage reads: text records with their text."""
+
 DROP_SCHEMA: dict[str, pl.DataType] = {
     "record_id": pl.String(),
     "source_id": pl.String(),

@@ -222,6 +222,8 @@ def _personal(evidence: dict) -> str:
         else "not measured"
     )
     left = figure(residual.get("max_per_10k")) if residual.get("measured") else "not measured"
+    if residual.get("sampled"):
+        left += f" (an upper bound at {figure(residual['confidence'])} confidence, from a sample)"
     return (
         "The sources hold personal information (names, contacts, identifiers); it was masked"
         f" before training. Residual re-scan: at most {left} entities per 10k documents."

@@ -99,7 +99,14 @@ def residual_line(evidence: dict) -> str:
         return "The scrubbed corpus was not re-scanned for PII."
     where = f" (source {residual['source_id']})" if residual.get("source_id") else ""
     per_10k = figure(residual["max_per_10k"])
-    return f"Re-scan of the scrubbed corpus: at most {per_10k} entities per 10k documents{where}."
+    return (
+        f"Re-scan of the scrubbed corpus: at most {per_10k} entities per 10k documents{where}"
+        + (
+            f", an upper bound at {figure(residual['confidence'])} confidence from a sample of it."
+            if residual.get("sampled")
+            else "."
+        )
+    )
 
 
 def detector_lines(evidence: dict) -> list[str]:

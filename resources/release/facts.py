@@ -59,31 +59,44 @@ def taint_facts(ledger: Ledger, run_id: str) -> list[dict]:
 
 def pii_residual_facts(ledger: Ledger) -> dict:
     """The latest scrub run's residual re-scan: the worst source's entities per 10k docs (the
-    upper bound of that rate where the source was sampled).
+    upper bound of that rate where the source was read on a sample: `sampled`).
 
     A scrub run with no residual rows found nothing; no scrub run at all is not measured. A run
-    from before pii_rescans existed has its rate from pii_residuals, whose re-scans read every
-    text.
+    from before pii_rescans existed (or a ledger never written since, read-only) has its rate
+    from pii_residuals, whose re-scans read every text.
     """
-    last = ledger.query(
-        "SELECT run_id FROM stage_counts WHERE stage = 'scrub' ORDER BY entry_seq DESC LIMIT 1"
-    )
-    if last.is_empty():
-        return {"measured": False, "max_per_10k": None, "source_id": None, "run_id": None}
-    run_id = last.item()
-    worst = ledger.query(
-        "SELECT source_id, per_10k_upper AS per_10k FROM pii_rescans"
-        " WHERE run_id = ? ORDER BY per_10k DESC, source_id LIMIT 1",
-        [run_id],
-    )
-    if worst.is_empty():
-        worst = ledger.query(
-            "SELECT source_id, 10000.0 * sum(residual) / max(docs) AS per_10k FROM pii_residuals"
-            " WHERE run_id = ? GROUP BY source_id ORDER BY per_10k DESC LIMIT 1",
-            [run_id],
+    unmeasured = {"measured": False, "max_per_10k": None, "source_id": None, "run_id": None}
+    with ledger.reader() as reader:
+        last = reader.query(
+            "SELECT run_id FROM stage_counts WHERE stage = 'scrub' ORDER BY entry_seq DESC LIMIT 1"
         )
-    per_10k, source = (worst["per_10k"][0], worst["source_id"][0]) if worst.height else (0.0, None)
-    return {"measured": True, "max_per_10k": per_10k, "source_id": source, "run_id": run_id}
+        if last.is_empty():
+            return unmeasured | {"sampled": False, "confidence": None}
+        run_id = last.item()
+        worst = pl.DataFrame()
+        if "pii_rescans" in reader.tables():
+            worst = reader.query(
+                "SELECT source_id, per_10k_upper AS per_10k, scanned < docs AS sampled,"
+                " confidence FROM pii_rescans WHERE run_id = ?"
+                " ORDER BY per_10k DESC, source_id LIMIT 1",
+                [run_id],
+            )
+        if worst.is_empty():
+            worst = reader.query(
+                "SELECT source_id, 10000.0 * sum(residual) / max(docs) AS per_10k,"
+                " false AS sampled, NULL::DOUBLE AS confidence FROM pii_residuals"
+                " WHERE run_id = ? GROUP BY source_id ORDER BY per_10k DESC LIMIT 1",
+                [run_id],
+            )
+    found = worst.row(0, named=True) if worst.height else {}
+    return {
+        "measured": True,
+        "max_per_10k": found.get("per_10k", 0.0),
+        "source_id": found.get("source_id"),
+        "run_id": run_id,
+        "sampled": bool(found.get("sampled", False)),
+        "confidence": found.get("confidence") if found.get("sampled") else None,
+    }
 
 
 def evaluation_facts(ledger: Ledger, run_id: str | None, kind: str) -> dict:

@@ -5,7 +5,7 @@ Kept apart from resources.scrub.detection so that loading params does not import
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from resources.core.config import Section
 
@@ -91,6 +91,14 @@ class ScrubConfig(Section):
     residual_sample: int = Field(10_000, ge=0)
     """Texts per source the re-scan reads: a source with more is read on a sample of about
     this many, by record_id (resources/scrub/residual.py); 0 reads every text."""
+
+    @field_validator("residual_sample")
+    @classmethod
+    def _sample_large_enough(cls, value: int) -> int:
+        if 0 < value < 100:
+            raise ValueError("residual_sample is 0 (every text) or at least 100 texts")
+        return value
+
     residual_confidence: float = Field(0.95, gt=0.5, lt=1.0)
     """Confidence of a sampled rate's upper bound."""
 

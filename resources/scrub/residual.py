@@ -8,7 +8,6 @@ and the check compares the rate's upper bound at pii.residual_confidence with it
 model then reads a fixed number of texts per source, not the corpus, a second time.
 """
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +16,13 @@ import polars as pl
 from scipy.stats import chi2, norm
 
 from resources.core.engine import LOCAL, EngineConfig
-from resources.core.records import TEXT
+from resources.core.records import HAS_TEXT
 from resources.core.storage import read_parts
 from resources.scrub.config import ScrubConfig
 
 _ID_DIGITS = 15
 """Leading hex digits of record_id that place a text in or out of the sample (60 bits)."""
+_RECORD_ID = r"^[0-9a-f]{64}$"
 
 
 @dataclass
@@ -47,18 +47,28 @@ class SourceResidual:
 
     @property
     def per_10k_upper(self) -> float:
-        """The rate itself when every text was read; else a one-sided upper bound at
-        confidence: the larger of the exact Poisson bound on the count (right when entities
-        are rare and independent) and the normal bound with the counts' own variance (right
-        when they cluster in a few texts)."""
-        n, total = self.scanned, self.entities
-        if n == self.docs or n == 0:
+        """The source's rate when every text was read; else a one-sided upper bound at
+        confidence: the entities found, plus the texts not read at the sample's upper rate,
+        over all texts (reading more of a source never loosens it). A source read on an empty
+        sample is bounded by nothing: infinite, so the check fails."""
+        n, docs = self.scanned, self.docs
+        if n == docs:
             return self.per_10k
+        if n == 0:
+            return float("inf")
+        unread = (docs - n) * self._upper_rate()
+        return float(10_000 * (self.entities + unread) / docs)  # a float: Dagster takes no numpy
+
+    def _upper_rate(self) -> float:
+        """Entities per text, bounded above from the sample: the larger of the exact Poisson
+        bound on the count (right when entities are rare and independent) and the normal bound
+        with the per-text counts' own variance (wider when they cluster in a few texts). A
+        heuristic where a few texts hold many: neither bound is exact then."""
+        n, total = self.scanned, self.entities
         poisson = chi2.ppf(self.confidence, 2 * (total + 1)) / 2 / n
         mean = total / n
         variance = max(0.0, (self.sum_squares - n * mean * mean) / max(1, n - 1))
-        normal = mean + norm.ppf(self.confidence) * math.sqrt(variance / n)
-        return float(10_000 * max(poisson, normal))  # a float, not numpy's: Dagster checks
+        return max(poisson, mean + norm.ppf(self.confidence) * (variance / n) ** 0.5)
 
     def add(self, per_text: list[Counter]) -> None:
         self.scanned += len(per_text)
@@ -116,12 +126,15 @@ class Residual:
         return max(self.sources, key=lambda s: s.per_10k_upper, default=None)
 
     @property
-    def per_10k(self) -> float:
+    def per_10k_upper(self) -> float:
+        """The worst source's bound: what the check compares with its limit."""
         return self.worst.per_10k_upper if self.worst else 0.0
 
 
 def in_sample(record_ids: pl.Series, fraction: float) -> pl.Series:
-    """Whether each record_id falls in a sample of about ``fraction`` of all ids."""
+    """Whether each record_id (sha256 hex) falls in a sample of about ``fraction`` of all ids."""
+    if not record_ids.str.contains(_RECORD_ID).fill_null(False).all():
+        raise ValueError("a record_id to sample is not a sha256 hex digest (or is null)")
     if fraction >= 1.0:
         return pl.repeat(True, record_ids.len(), eager=True)
     cut = int(fraction * 16**_ID_DIGITS)
@@ -138,13 +151,12 @@ def rescan(outputs: dict[str, Path], config: ScrubConfig, engine: EngineConfig =
     for source_id, path in outputs.items():
         if not path.exists():
             continue
-        texts = (pl.col("kind") == TEXT) & pl.col("text").is_not_null()
-        docs = pl.scan_parquet(path).filter(texts).select(pl.len()).collect().item()
+        docs = pl.scan_parquet(path).filter(HAS_TEXT).select(pl.len()).collect().item()
         source = SourceResidual(source_id, docs, config.residual_confidence)
         wanted = config.residual_sample or docs
         fraction = wanted / docs if docs else 1.0
         for part in read_parts(path, config.part_records, ["record_id", "kind", "text"]):
-            part = part.filter(texts)
+            part = part.filter(HAS_TEXT)
             sample = part.filter(in_sample(part["record_id"], fraction))["text"]
             source.add(residual(sample.to_list(), config, engine))
         sources.append(source)

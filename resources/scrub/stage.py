@@ -21,7 +21,7 @@ from resources.core.corpus import Corpus
 from resources.core.engine import LOCAL, EngineConfig
 from resources.core.ledger import Ledger, counted_stage, evidence
 from resources.core.reasons import Reason
-from resources.core.records import DROP_SCHEMA, TEXT
+from resources.core.records import DROP_SCHEMA, HAS_TEXT
 from resources.core.storage import (
     Artifact,
     artifact,
@@ -163,8 +163,7 @@ def _scrub_part(
     left out; what the ledger learns of them goes to tally."""
     from resources.scrub.detection import scrub_texts  # Presidio loads in ~3 s: only when scrubbing
 
-    is_text = (pl.col("kind") == TEXT) & pl.col("text").is_not_null()
-    rows = records.with_row_index("_row").filter(is_text)
+    rows = records.with_row_index("_row").filter(HAS_TEXT)
     started = time.perf_counter()
     results = scrub_texts(rows["text"].to_list(), config, engine)
     tally.seconds += time.perf_counter() - started

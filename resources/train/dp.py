@@ -94,9 +94,12 @@ def build_items(
     """Group the records' examples by privacy unit: [n_units, W, *example_shape] and unit keys.
 
     Slots a unit does not fill hold task.pad_value and contribute nothing to its loss. Each
-    unit's examples are chosen as soon as its records are encoded, so memory holds the items
-    and one unit's encodings, not every record's (a 1 KB text encodes to 16 windows, 4 kept).
+    unit's examples are chosen as soon as its records are encoded, so memory holds
+    max_examples_per_unit slots per unit and one unit's encodings, not every record's (a 1 KB
+    text encodes to 16 windows, 4 kept); W is the most any unit fills (a view, not a copy).
     """
+    if len(texts) != len(units):
+        raise ValueError(f"{len(texts)} texts but {len(units)} units")
     grouped: dict[str, list[int]] = {}
     for i, unit in enumerate(units):
         grouped.setdefault(unit, []).append(i)
@@ -114,7 +117,7 @@ def build_items(
         width = max(width, len(stack))
     if items is None:
         raise ValueError("no records to train on")
-    return items[:, :width].contiguous() if width < items.shape[1] else items, keys
+    return items[:, :width], keys
 
 
 def epsilon_from_history(
@@ -269,7 +272,7 @@ def train(
         delta=config.target_delta,
         noise_multiplier=float(optimizer.noise_multiplier),
         sample_rate=float(loader.sample_rate),
-        steps=sum(n for _, _, n in history),
+        steps=_accounted_steps(engine),
         max_grad_norm=config.max_grad_norm,
         accountant=config.accountant,
         history=history,
