@@ -53,6 +53,9 @@ class TrainConfig(DPConfig):
     attribute_records: int = Field(16, ge=0)
     """Planted records with a secret attribute, for the attribute-inference audit."""
     attribute_insertions: int = Field(1, ge=1)
+    heldout_max_records: int = Field(10_000, ge=10)
+    """Held-out records scored for the utility figures (a sample past it): a forward pass over
+    every held-out record of a large corpus, twice, cost more than training its steps."""
     mia_max_records: int = Field(2000, ge=10)
     max_mia_auc: float = Field(0.6, ge=0.5, le=1)
     """The privacy_audit check warns when the DP model's membership-inference AUC is above."""

@@ -107,9 +107,13 @@ def build_items(
     items: torch.Tensor | None = None
     width = 1
     for k, key in enumerate(keys):
-        stack = select_examples(
-            torch.cat([task.encode(texts[i]) for i in grouped[key]]), max_examples_per_unit, key
+        records = grouped[key]
+        encoded = (
+            task.encode(texts[records[0]])
+            if len(records) == 1
+            else torch.cat([task.encode(texts[i]) for i in records])
         )
+        stack = select_examples(encoded, max_examples_per_unit, key)
         if items is None:
             shape = (len(keys), max_examples_per_unit, *stack.shape[1:])
             items = torch.full(shape, task.pad_value, dtype=stack.dtype)

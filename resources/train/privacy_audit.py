@@ -84,13 +84,13 @@ def record_losses(
 ) -> np.ndarray:
     """Each text's loss (task.loss) over the same capped examples training would use."""
     model.eval()
-    encoded = []
-    for i, text in enumerate(texts):
-        key = keys[i] if keys is not None else str(i)
-        encoded.append(select_examples(task.encode(text), max_examples, key))
+    keys = [str(i) for i in range(len(texts))] if keys is None else keys
     out = np.empty(len(texts), dtype=np.float64)
-    for start in range(0, len(encoded), batch_size):
-        chunk = encoded[start : start + batch_size]
+    for start in range(0, len(texts), batch_size):
+        chunk = [  # encoded a batch at a time: memory holds one batch, not every text's
+            select_examples(task.encode(texts[i]), max_examples, keys[i])
+            for i in range(start, min(start + batch_size, len(texts)))
+        ]
         width = max(1, max(len(e) for e in chunk))
         shape = next((e.shape[1:] for e in chunk if len(e)), None)
         if shape is None:

@@ -133,6 +133,8 @@ def evaluate(kind: str, result: TrainResult, task, plan: Plan, config: TrainConf
     """Utility on the held-out records; MIA of members against them; canary exposure."""
     cap = config.max_examples_per_unit
     heldout = plan.heldout
+    if heldout.height > config.heldout_max_records:
+        heldout = heldout.sample(config.heldout_max_records, seed=config.seed)
     members = plan.members
     if members.height > config.mia_max_records:  # scoring every member would cost a pass
         members = members.sample(config.mia_max_records, seed=config.seed)

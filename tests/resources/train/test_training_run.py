@@ -7,6 +7,8 @@ from opacus.accountants import PRVAccountant
 
 from resources.core.records import RECORD_SCHEMA, text_record_id
 from resources.train.config import TrainConfig
+from resources.train.dp import build_model
+from resources.train.privacy_audit import record_losses
 from resources.train.training_run import execute, plan_run, training_set_digest
 from tests.resources.train.test_dp import TINY, WORDS
 
@@ -99,3 +101,25 @@ def test_execute_trains_privately_and_audits_against_a_reference():
         assert ev.attr_advantage == pytest.approx(ev.attr_accuracy - ev.attr_baseline)
     dp_eval, ref_eval = outcome.evaluations
     assert ref_eval.heldout_loss < dp_eval.heldout_loss  # DP costs utility
+
+
+def test_a_large_heldout_is_scored_on_a_seeded_sample():
+    config = tiny_config(reference=False, heldout_max_records=10)
+    plan = plan_run(records(120), config)
+    assert plan.heldout.height > 10
+    outcome = execute(plan, config)
+    (dp_eval,) = outcome.evaluations
+    sample = plan.heldout.sample(10, seed=config.seed)
+    losses = record_losses(
+        outcome.dp.model,
+        task_of(config),
+        sample["text"].to_list(),
+        2,
+        sample["record_id"].to_list(),
+    )
+    assert dp_eval.mia_nonmembers == 10
+    assert dp_eval.heldout_loss == pytest.approx(float(losses.mean()))
+
+
+def task_of(config: TrainConfig):
+    return build_model(config.model, config.model_kwargs)[1]
