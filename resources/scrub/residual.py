@@ -133,10 +133,10 @@ class Residual:
 
 def in_sample(record_ids: pl.Series, fraction: float) -> pl.Series:
     """Whether each record_id (sha256 hex) falls in a sample of about ``fraction`` of all ids."""
-    if not record_ids.str.contains(_RECORD_ID).fill_null(False).all():
-        raise ValueError("a record_id to sample is not a sha256 hex digest (or is null)")
     if fraction >= 1.0:
         return pl.repeat(True, record_ids.len(), eager=True)
+    if not record_ids.str.contains(_RECORD_ID).fill_null(False).all():
+        raise ValueError("a record_id to sample is not a sha256 hex digest (or is null)")
     cut = int(fraction * 16**_ID_DIGITS)
     return record_ids.str.slice(0, _ID_DIGITS).str.to_integer(base=16) < cut
 

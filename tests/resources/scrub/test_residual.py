@@ -62,6 +62,7 @@ def test_a_sample_too_small_to_bound_anything_is_refused():
 def test_an_id_that_is_not_a_sha256_is_refused():
     with pytest.raises(ValueError, match="sha256"):
         in_sample(pl.Series(["abc"]), 0.5)
+    assert in_sample(pl.Series(["abc"]), 1.0).all()  # read whole: nothing is sampled by id
 
 
 def test_counts_clustered_in_a_few_texts_widen_the_bound():
