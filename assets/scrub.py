@@ -41,6 +41,7 @@ def build_scrub_asset(params: Params) -> dg.AssetsDefinition:
         )
         found = outcome.residual
         worst = found.worst
+        rate = worst.per_10k if worst else 0.0  # the worst source's, beside its bound
         residual_check = dg.AssetCheckResult(
             check_name="pii_residual",
             passed=found.per_10k_upper <= config.max_residual_per_10k,
@@ -49,7 +50,7 @@ def build_scrub_asset(params: Params) -> dg.AssetsDefinition:
                 f" source of more than {config.residual_sample} texts is read on a sample"
             ),
             metadata={
-                "residual_per_10k_docs": worst.per_10k if worst else 0.0,
+                "residual_per_10k_docs": rate,
                 "residual_per_10k_upper": found.per_10k_upper,
                 "limit_per_10k_docs": config.max_residual_per_10k,
                 "worst_source": worst.source_id if worst else "",
@@ -68,7 +69,7 @@ def build_scrub_asset(params: Params) -> dg.AssetsDefinition:
                 "text_docs": outcome.text_docs,
                 "docs_per_s": outcome.text_docs / seconds if seconds else 0.0,
                 "mb_per_s": mb / seconds if seconds else 0.0,
-                "residual_per_10k_docs": worst.per_10k if worst else 0.0,
+                "residual_per_10k_docs": rate,
                 "residual_per_10k_upper": found.per_10k_upper,
                 "sources": table(["source", "sha256"], sorted(outcome.artifacts.items())),
             },

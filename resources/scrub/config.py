@@ -91,6 +91,8 @@ class ScrubConfig(Section):
     residual_sample: int = Field(10_000, ge=0)
     """Texts per source the re-scan reads: a source with more is read on a sample of about
     this many, by record_id (resources/scrub/residual.py); 0 reads every text."""
+    residual_confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    """Confidence of a sampled rate's upper bound."""
 
     @field_validator("residual_sample")
     @classmethod
@@ -98,9 +100,6 @@ class ScrubConfig(Section):
         if 0 < value < 100:
             raise ValueError("residual_sample is 0 (every text) or at least 100 texts")
         return value
-
-    residual_confidence: float = Field(0.95, gt=0.5, lt=1.0)
-    """Confidence of a sampled rate's upper bound."""
 
     def sensitive(self) -> "ScrubConfig":
         """The re-scan configuration: lower threshold, every recognizer over every character."""

@@ -201,7 +201,6 @@ _PER_RECORD = {
     "dropped": pl.Boolean(),
 }
 """The pii_record_counts rows the stage appends."""
-_NO_PER_RECORD = pl.DataFrame(schema=_PER_RECORD)
 
 
 def _per_record_rows(scrubbed: pl.DataFrame) -> pl.DataFrame:
@@ -265,8 +264,7 @@ def run(
         ledger.append("detector_models", [model], run_id)
         measured.record(ledger, model["model_sha256"])
     outcome = scrub_stage(corpus.data_dir, corpus.source_ids, config, ledger, run_id, engine)
-    sources = upstream_sources(corpus.data_dir, corpus.source_ids)
-    outputs = {s: stage_path(corpus.data_dir, STAGE, s) for s in sources}
+    outputs = {s: stage_path(corpus.data_dir, STAGE, s) for s in outcome.artifacts}
     outcome.residual = rescan(outputs, config, engine)
     by_type = [row for s in outcome.residual.sources for row in s.type_rows()]  # may be empty
     ledger.append_many(
