@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from resources.core.records import RECORD_SCHEMA, text_record_id
 from resources.train.config import TrainConfig
 from resources.train.dp import TrainResult, build_items, build_model, train
-from resources.train.training_run import Plan, evaluate, plan_run, training_texts
+from resources.train.training_run import Plan, audit_sample, evaluate, plan_run, training_texts
 
 
 def synthetic_corpus(n: int, seed: int) -> pl.DataFrame:
@@ -110,7 +110,7 @@ def step_times(
 
 
 def audit(result: TrainResult, task, plan: Plan, config: TrainConfig) -> dict[str, float]:
-    ev = evaluate("bench", result, task, plan, config)
+    ev = evaluate("bench", result, task, plan, audit_sample(plan, config), config)
     return {
         "loss": ev.heldout_loss,
         "ppl": ev.perplexity,

@@ -242,17 +242,21 @@ def _representatives(group: np.ndarray, rank: np.ndarray, n_groups: int) -> np.n
 
 
 def matrix_to_binary(matrix: np.ndarray) -> pl.Series:
-    """Each row of a uint32 matrix as one binary value (a persisted signature)."""
+    """Each row of a uint32 matrix as one binary value (a persisted signature).
+
+    polars reads the fixed-size values in place (views into the matrix's buffer): a cast to
+    large_binary first was a second copy of every signature, half a GB at 1M records."""
     matrix = np.ascontiguousarray(matrix, dtype=np.uint32)
     width = matrix.shape[1] * 4 if matrix.ndim == 2 else 0
     arr = pa.FixedSizeBinaryArray.from_buffers(
         pa.binary(width), matrix.shape[0], [None, pa.py_buffer(matrix)]
     )
-    return pl.Series("signature", arr.cast(pa.large_binary()))
+    return pl.Series("signature", arr)
 
 
 def binary_to_matrix(values: pl.Series, num_perm: int) -> np.ndarray:
-    """Inverse of matrix_to_binary; every value must hold num_perm uint32 values."""
+    """Inverse of matrix_to_binary; every value must hold num_perm uint32 values. The matrix
+    is a read-only view of the values' exported buffer, not a copy of it."""
     arr = values.to_arrow()
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
@@ -264,7 +268,7 @@ def binary_to_matrix(values: pl.Series, num_perm: int) -> np.ndarray:
     if np.any(np.diff(offsets) != width):
         raise ValueError(f"stored signatures do not hold {num_perm} permutations")
     data = np.frombuffer(arr.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
-    return data.view(np.uint32).reshape(len(arr), num_perm).copy()
+    return data.view(np.uint32).reshape(len(arr), num_perm)
 
 
 def _pool_signatures(accepted: pl.DataFrame, new_sig: np.ndarray, num_perm: int) -> np.ndarray:

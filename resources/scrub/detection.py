@@ -374,6 +374,11 @@ class Detector:
         self._empty = self.nlp_engine.process_text("", "en") if not config.spacy_model else None
         self._context = {id(r): _context_regex(r.context) for r in self.recognizers}
         self._plan = [(r, _trigger_for(r) if config.prefilter else None) for r in self.recognizers]
+        self._patterns = {id(r): _own_patterns(r) for r in self.recognizers}
+        # recognizers behind equal triggers share one view of a text; hashing a Trigger per
+        # text and recognizer cost more than a short text's scan, so it is done once here
+        slot_of: dict[Trigger | None, int] = {}
+        self._slots = [slot_of.setdefault(t, len(slot_of)) for _, t in self._plan]
 
     def prefetch(self, texts: Sequence[str]) -> None:
         """Let the NER model read the pieces detect() will give it for these texts in batches."""
@@ -390,11 +395,11 @@ class Detector:
     def detect(self, text: str) -> list[Span]:
         """Resolved, thresholded spans of the configured entities."""
         raw: list[Span] = []
-        compacted: dict[Trigger | None, _Compacted | None] = {}
-        for rec, trigger in self._plan:
-            if trigger not in compacted:
-                compacted[trigger] = _view(text, trigger)
-            view = compacted[trigger]
+        views: list[_Compacted | bool | None] = [False] * len(self._plan)  # False: not yet
+        for (rec, trigger), slot in zip(self._plan, self._slots, strict=True):
+            if views[slot] is False:
+                views[slot] = _view(text, trigger)
+            view = views[slot]
             if view is not None:
                 raw.extend(self._run(rec, text, view))
         if self.config.spacy_model:
@@ -426,7 +431,10 @@ class Detector:
         out = []
         threshold = self.config.score_threshold
         ctx = self._context[id(rec)]
+        patterns = self._patterns[id(rec)]
         for offset, piece in chunks(view.text, self.config.chunk_size, self.config.chunk_overlap):
+            if patterns is not None and not any(p.search(piece) for p in patterns):
+                continue
             for r in rec.analyze(piece, rec.supported_entities, self._empty):
                 start = view.to_original(offset + r.start)
                 end = start + (r.end - r.start)
@@ -474,6 +482,19 @@ def _trigger_for(rec: EntityRecognizer) -> Trigger | None:
     if rec.name.startswith("custom_"):
         return None
     return TRIGGERS.get(entity)
+
+
+def _own_patterns(rec: EntityRecognizer) -> list[regex.Pattern] | None:
+    """The compiled patterns of a recognizer whose results come from its patterns alone
+    (PatternRecognizer's own analyze), else None.
+
+    When none of them matches a text, Presidio's analyze finds nothing in it: searching first
+    skips its per-pattern bookkeeping, which on short texts (a source_key, a window) was most
+    of the time (ingest's key scan at 1M: about 70% of the stage).
+    """
+    if not isinstance(rec, PatternRecognizer) or type(rec).analyze is not PatternRecognizer.analyze:
+        return None
+    return [regex.compile(p.regex, flags=rec.global_regex_flags) for p in rec.patterns]
 
 
 def _context_regex(words: Sequence[str] | None) -> re.Pattern[str] | None:

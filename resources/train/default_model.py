@@ -21,6 +21,9 @@ PAD = 256
 """Token for 'no byte here': the context before a record's start and the slots after its end."""
 VOCAB_IN = 257
 VOCAB_OUT = 256
+TOKEN_DTYPE = torch.int16
+"""Examples are stored in int16 (a byte or PAD fits): a quarter of int64's memory, which at 1M
+records is most of the training set's size; the model widens them at its embedding."""
 
 
 @runtime_checkable
@@ -56,7 +59,7 @@ class ByteMLP(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens [..., context + L] -> logits [..., L, 256] for the L bytes after the context."""
-        emb = self.embed(tokens)  # embedding before unfolding keeps Opacus' scatter small
+        emb = self.embed(tokens.long())  # embedding before unfolding keeps Opacus' scatter small
         length = tokens.shape[-1] - self.context
         # windows[..., i, :, :] are the embeddings of the bytes i .. i+context-1
         windows = emb.unfold(-2, self.context, 1)[..., :length, :, :]
@@ -76,12 +79,12 @@ class ByteTask:
 
     def encode(self, text: str) -> torch.Tensor:
         # numpy reads the bytes at once: a list of ints per byte was most of encoding's time
-        data = torch.from_numpy(np.frombuffer(text.encode("utf-8"), np.uint8).astype(np.int64))
+        data = torch.from_numpy(np.frombuffer(text.encode("utf-8"), np.uint8).astype(np.int16))
         n = -(-len(data) // self.window)
-        padded = torch.full((self.context + n * self.window,), PAD, dtype=torch.long)
+        padded = torch.full((self.context + n * self.window,), PAD, dtype=TOKEN_DTYPE)
         padded[self.context : self.context + len(data)] = data
         if n == 0:
-            return torch.empty((0, self.context + self.window), dtype=torch.long)
+            return torch.empty((0, self.context + self.window), dtype=TOKEN_DTYPE)
         return padded.unfold(0, self.context + self.window, self.window)
 
     def loss(self, model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
@@ -89,7 +92,7 @@ class ByteTask:
         targets = batch[..., self.context :]
         nll = F.cross_entropy(
             logits.reshape(-1, VOCAB_OUT),
-            targets.reshape(-1).clamp(max=VOCAB_OUT - 1),
+            targets.reshape(-1).long().clamp(max=VOCAB_OUT - 1),
             reduction="none",
         ).reshape(targets.shape)
         valid = (targets != PAD).to(nll.dtype)

@@ -92,11 +92,12 @@ def record_losses(
             for i in range(start, min(start + batch_size, len(texts)))
         ]
         width = max(1, max(len(e) for e in chunk))
-        shape = next((e.shape[1:] for e in chunk if len(e)), None)
-        if shape is None:
+        example = next((e for e in chunk if len(e)), None)
+        if example is None:
             out[start : start + len(chunk)] = 0.0
             continue
-        batch = torch.full((len(chunk), width, *shape), task.pad_value, dtype=torch.long)
+        shape = (len(chunk), width, *example.shape[1:])
+        batch = torch.full(shape, task.pad_value, dtype=example.dtype)
         for j, e in enumerate(chunk):
             batch[j, : len(e)] = e
         out[start : start + len(chunk)] = task.loss(model, batch).double().numpy()

@@ -160,7 +160,7 @@ def reusable_run(ledger: Ledger, digest: str, params_digest: str, model: Path) -
 
 
 def train_stage(
-    records: pl.DataFrame,
+    plan: Plan,
     train: TrainConfig,
     params_digest: str,
     model: Path,
@@ -172,7 +172,6 @@ def train_stage(
     Raises PrivacyBudgetExceeded (after recording the refusal) before anything is trained.
     """
     config = train
-    plan = plan_run(records, config)
     reused = reusable_run(ledger, plan.digest, params_digest, model)
     if reused is not None:
         cumulative = epsilon_spent(ledger, plan.members["record_id"].to_list())
@@ -195,5 +194,7 @@ def run(config: TrainConfig, ledger: Ledger, run_id: str, corpus: Corpus) -> Tra
         row = {"stage": STAGE, "reason": NO_TEXT_RECORDS, "detail": detail}
         ledger.append("stage_skips", [row], run_id)
         return Skipped(NO_TEXT_RECORDS, detail)
+    plan = plan_run(records, config)
+    del records  # the plan's frames alone hold the texts, so training can let go of them
     params_digest = json_sha256(config.model_dump(mode="json"))
-    return train_stage(records, config, params_digest, model_path(corpus.data_dir), ledger, run_id)
+    return train_stage(plan, config, params_digest, model_path(corpus.data_dir), ledger, run_id)

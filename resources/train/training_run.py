@@ -32,13 +32,23 @@ from resources.train.privacy_audit import (
 )
 
 
-@dataclass(frozen=True)
+@dataclass
 class Plan:
     members: pl.DataFrame
+    """The records trained on; execute drops their text once it has built their items."""
     heldout: pl.DataFrame
+    """The held-out records; likewise without their text after execute."""
     digest: str
     canaries: list[Canary]
     planted: list[PlantedAttribute]
+
+
+@dataclass(frozen=True)
+class AuditSample:
+    """What the privacy audit scores, with its own copy of the texts (record_id, text)."""
+
+    members: pl.DataFrame
+    heldout: pl.DataFrame
 
 
 @dataclass(frozen=True)
@@ -108,9 +118,13 @@ def plan_run(records: pl.DataFrame, config: TrainConfig) -> Plan:
     return Plan(members, heldout, digest, canaries, planted)
 
 
-def training_texts(plan: Plan, unit: str) -> tuple[list[str], list[str]]:
-    texts = plan.members["text"].to_list()
-    units = [str(u) for u in plan.members[unit].to_list()]
+def training_texts(plan: Plan, unit: str) -> tuple[pl.Series, pl.Series]:
+    """The members' texts and units, then every canary and planted insertion's.
+
+    Series rather than lists: at 1M records a list of Python strings was a second copy of the
+    corpus in memory.
+    """
+    texts, units = [], []
     for i, canary in enumerate(plan.canaries):
         # each insertion is its own unit, as k independent records in the corpus would be
         for j in range(canary.insertions):
@@ -120,7 +134,10 @@ def training_texts(plan: Plan, unit: str) -> tuple[list[str], list[str]]:
         for j in range(planted.insertions):
             texts.append(planted.text)
             units.append(f"attribute/{i}/{j}")
-    return texts, units
+    return (
+        pl.concat([plan.members["text"], pl.Series("text", texts, pl.String)]),
+        pl.Series(unit, [str(u) for u in plan.members[unit].to_list()] + units, pl.String),
+    )
 
 
 def _subsample(values: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -129,15 +146,33 @@ def _subsample(values: np.ndarray, n: int, seed: int) -> np.ndarray:
     return values[np.random.default_rng(seed).choice(len(values), n, replace=False)]
 
 
-def evaluate(kind: str, result: TrainResult, task, plan: Plan, config: TrainConfig) -> Evaluation:
+def audit_sample(plan: Plan, config: TrainConfig) -> AuditSample:
+    """At most heldout_max_records held-out records and mia_max_records members, seeded.
+
+    The texts are copied out, so the sample does not keep the corpus's buffers alive once the
+    plan lets go of them.
+    """
+
+    def sampled(frame: pl.DataFrame, most: int) -> pl.DataFrame:
+        if frame.height > most:
+            frame = frame.sample(most, seed=config.seed)
+        return pl.DataFrame(
+            {"record_id": frame["record_id"].to_list(), "text": frame["text"].to_list()},
+            schema={"record_id": pl.String(), "text": pl.String()},
+        )
+
+    return AuditSample(
+        members=sampled(plan.members, config.mia_max_records),
+        heldout=sampled(plan.heldout, config.heldout_max_records),
+    )
+
+
+def evaluate(
+    kind: str, result: TrainResult, task, plan: Plan, sample: AuditSample, config: TrainConfig
+) -> Evaluation:
     """Utility on the held-out records; MIA of members against them; canary exposure."""
     cap = config.max_examples_per_unit
-    heldout = plan.heldout
-    if heldout.height > config.heldout_max_records:
-        heldout = heldout.sample(config.heldout_max_records, seed=config.seed)
-    members = plan.members
-    if members.height > config.mia_max_records:  # scoring every member would cost a pass
-        members = members.sample(config.mia_max_records, seed=config.seed)
+    heldout, members = sample.heldout, sample.members
     held_losses = record_losses(
         result.model, task, heldout["text"].to_list(), cap, heldout["record_id"].to_list()
     )
@@ -170,19 +205,27 @@ def evaluate(kind: str, result: TrainResult, task, plan: Plan, config: TrainConf
 
 
 def execute(plan: Plan, config: TrainConfig) -> RunOutcome:
-    """Train with DP (and the non-private reference when configured) and audit both."""
+    """Train with DP (and the non-private reference when configured) and audit both.
+
+    Once the items are built, the plan's frames lose their text column: training and the audit
+    read the items and the audit's own sample, and at 1M records the texts were a third of
+    the stage's memory.
+    """
     torch.set_num_threads(config.threads)
+    sample = audit_sample(plan, config)
     texts, units = training_texts(plan, config.privacy_unit)
     _, task = build_model(config.model, config.model_kwargs)
     items, keys = build_items(texts, units, task, config.max_examples_per_unit)
+    del texts, units
+    plan.members, plan.heldout = plan.members.drop("text"), plan.heldout.drop("text")
     torch.manual_seed(config.seed)  # the initial weights are part of what a seed fixes
     model, task = build_model(config.model, config.model_kwargs)
     dp = train(items, model, task, config, private=True)
-    evaluations = [evaluate("dp", dp, task, plan, config)]
+    evaluations = [evaluate("dp", dp, task, plan, sample, config)]
     reference = None
     if config.reference:
         torch.manual_seed(config.seed)
         model, task = build_model(config.model, config.model_kwargs)
         reference = train(items, model, task, config, private=False)
-        evaluations.append(evaluate("reference", reference, task, plan, config))
+        evaluations.append(evaluate("reference", reference, task, plan, sample, config))
     return RunOutcome(plan, dp, reference, evaluations, units=len(keys))

@@ -2,6 +2,7 @@ import math
 import random
 import textwrap
 
+import polars as pl
 import pytest
 import torch
 from opacus.accountants import PRVAccountant
@@ -137,6 +138,17 @@ def test_items_group_records_by_unit_and_cap_each_unit():
     assert torch.equal(items, again)
 
 
+def test_items_from_a_series_are_those_of_a_list_and_stored_compactly():
+    _, task = build_byte_lm(**TINY)
+    texts = ["a" * 40, "ü" * 30, "", "c" * 10]
+    units = ["u2", "u1", "u3", "u1"]
+    items, keys = build_items(pl.Series(texts), pl.Series(units), task, 4)
+    listed, listed_keys = build_items(texts, units, task, 4)
+    assert keys == listed_keys == ["u1", "u2", "u3"]
+    assert torch.equal(items, listed)
+    assert items.dtype == torch.int16  # a byte or PAD: a quarter of int64's memory
+
+
 def test_select_examples_is_keyed_and_keeps_order():
     examples = torch.arange(20).unsqueeze(1)
     a = select_examples(examples, 5, "k")
@@ -164,7 +176,7 @@ def test_a_users_own_model_plugs_in_and_is_made_opacus_compatible(tmp_path, monk
                     self.out = nn.Linear(4 * context, 256)
 
                 def forward(self, tokens):
-                    emb = self.embed(tokens)
+                    emb = self.embed(tokens.long())  # ByteTask's tokens are int16
                     b, w, t, c = emb.shape
                     normed = self.norm(emb.reshape(b, w * t, c).transpose(1, 2))
                     emb = normed.transpose(1, 2).reshape(b, w, t, c)
