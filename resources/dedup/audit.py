@@ -153,7 +153,7 @@ def _sharing_a_block(sig: np.ndarray, sample: np.ndarray, blocks: list[np.ndarra
         low = np.searchsorted(ranked, keys[sample], side="left")
         high = np.searchsorted(ranked, keys[sample], side="right")
         for i, (a, b) in enumerate(zip(low.tolist(), high.tolist(), strict=True)):
-            hits[i].append(order[a:b])
+            hits[i].append(order[a:b].copy())  # a view would keep every block's order alive
     return [np.unique(np.concatenate(h)) for h in hits]
 
 

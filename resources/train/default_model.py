@@ -31,7 +31,8 @@ class Task(Protocol):
     """What training and the privacy audit need from a model's task.
 
     - ``encode(text)`` returns a tensor of shape [n, *example_shape] (n >= 0) holding the
-      record's examples; every record of a task has the same example_shape.
+      record's examples; every record of a task has the same example_shape. Items are stored
+      in the dtype it returns (ByteTask: int16), so the model widens what it must.
     - ``pad_value`` fills example slots that hold no example; a slot made only of pad_value
       must contribute nothing to the loss.
     - ``loss(model, batch)`` takes [B, W, *example_shape] (B items of W example slots each) and

@@ -209,7 +209,7 @@ def execute(plan: Plan, config: TrainConfig) -> RunOutcome:
 
     Once the items are built, the plan's frames lose their text column: training and the audit
     read the items and the audit's own sample, and at 1M records the texts were a third of
-    the stage's memory.
+    the stage's memory. So a plan is executed once.
     """
     torch.set_num_threads(config.threads)
     sample = audit_sample(plan, config)
