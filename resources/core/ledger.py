@@ -39,6 +39,7 @@ from resources.core.ledger_digest import (
     stream_entries,
     v1_digests,
 )
+from resources.core.ledger_insert import insert_arrow
 from resources.core.ledger_lookup import (
     INDEXED_TABLES,
     LOOKUP_DDL,
@@ -393,11 +394,7 @@ class LedgerWriter:
         columns = canonical_columns(self._con, table)
         with ThreadPoolExecutor(1, thread_name_prefix="ledger-digest") as hashing:
             derived = hashing.submit(_digest_and_lookups, table, columns, batch, seq)
-            self._con.register("_batch", batch)
-            try:
-                self._con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _batch")
-            finally:
-                self._con.unregister("_batch")
+            insert_arrow(self._con, table, batch)
             return derived.result()
 
 

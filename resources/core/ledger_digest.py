@@ -91,7 +91,7 @@ def _stored_as(batch: pa.Table, name: str, kind: str, dtype: str) -> pa.Array | 
     canonical = _CANONICAL_TYPES[kind]
     if name not in batch.column_names:
         return pa.nulls(batch.num_rows, canonical)  # INSERT BY NAME stores NULL
-    array = batch.column(name).combine_chunks()
+    array = one_array(batch.column(name))
     kind_of = array.type
     if pa.types.is_null(kind_of):
         return pa.nulls(batch.num_rows, canonical)
@@ -143,8 +143,7 @@ class _EntryHash:
 
 def _column_parts(array: pa.Array, kind: str) -> tuple[bytes, bytes, bytes | np.ndarray]:
     """Validity, values and (text only) UTF-8 bytes of one column slice."""
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
+    array = one_array(array)
     if array.null_count:
         valid = array.is_valid().to_numpy(zero_copy_only=False).astype(np.uint8).tobytes()
     else:
@@ -159,11 +158,17 @@ def _column_parts(array: pa.Array, kind: str) -> tuple[bytes, bytes, bytes | np.
     return valid, np.ascontiguousarray(values).tobytes(), b""
 
 
+def one_array(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column as one Array: its only chunk as it is (combine_chunks would copy even that)."""
+    if not isinstance(array, pa.ChunkedArray):
+        return array
+    return array.chunk(0) if array.num_chunks == 1 else array.combine_chunks()
+
+
 def text_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(valid, offsets rebased to 0, UTF-8 bytes) of a text column, nulls as empty text: views
     of the column's own buffers (int32 or int64 offsets, as it holds them), not a copy."""
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
+    array = one_array(array)
     if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
         array = array.cast(pa.large_string())
     valid = array.is_valid().to_numpy(zero_copy_only=False)

@@ -10,7 +10,7 @@ Two tables, each one row per row of ``records`` and ``drops`` whose key is not n
 
 Both keys are computed once, vectorised with numpy over Arrow buffers (no per-row Python), by
 the append, by verify and for the `why` queries' parameters. The ledger writes each entry's
-lookup rows in the same transaction as the rows, sorted by k, so DuckDB's zone maps skip every
+lookup rows in the same transaction as the rows, ordered by k, so DuckDB's zone maps skip every
 row group whose k range cannot hold the key. A k names candidates only: a query still
 compares the real record_id or source_key, so a shared k never returns a wrong row. The
 tables are derived, not chained: verify derives them again from the chained rows and names
@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from resources.core.ledger_digest import entry_runs, text_buffers
+from resources.core.ledger_insert import insert_arrow
 
 INDEXED_TABLES = ("records", "drops")
 LOOKUP_DDL = "k UBIGINT, entry_seq BIGINT, row_no BIGINT"
@@ -91,17 +92,30 @@ LOOKUPS = tuple(KEYS)
 
 
 def key_of(lookup: str, value: str) -> int:
-    """One value's k in ``lookup`` (what a query passes as a parameter)."""
-    keys, _ = KEYS[lookup][1](pa.array([value], pa.large_string()))
-    return int(keys[0])
+    """One value's k in ``lookup`` (what a query passes as a parameter), in plain Python by
+    the same definitions: a `why` from the CLI asks one question, and loading the compiled
+    loops would cost it about 0.65 s."""
+    data = value.encode("utf-8")
+    if KEYS[lookup][1] is prefix_keys:
+        return _prefix_key(data, b"\0")
+    total, power, mask = 0, 1, (1 << 64) - 1
+    for byte in data:
+        total = (total + (byte + 1) * power) & mask
+        power = (power * int(_MULTIPLIER)) & mask
+    mixed = total ^ ((len(data) * int(_MIX[1])) & mask)
+    mixed = ((mixed ^ (mixed >> 30)) * int(_MIX[0])) & mask
+    mixed = ((mixed ^ (mixed >> 27)) * int(_MIX[1])) & mask
+    return mixed ^ (mixed >> 31)
 
 
 def prefix_range(prefix: str) -> tuple[int, int]:
     """The k range of lookup_record_id holding every record id that starts with ``prefix``."""
-    head = prefix.encode("utf-8")[:8]
-    return int.from_bytes(head.ljust(8, b"\0"), "big"), int.from_bytes(
-        head.ljust(8, b"\xff"), "big"
-    )
+    head = prefix.encode("utf-8")
+    return _prefix_key(head, b"\0"), _prefix_key(head, b"\xff")
+
+
+def _prefix_key(data: bytes, pad: bytes) -> int:
+    return int.from_bytes(data[:8].ljust(8, pad), "big")
 
 
 def entry_keys(batch: pa.Table | pa.RecordBatch, lookup: str) -> tuple[np.ndarray, np.ndarray]:
@@ -122,16 +136,17 @@ def entry_keys(batch: pa.Table | pa.RecordBatch, lookup: str) -> tuple[np.ndarra
 
 
 def _order_by_key(keys: np.ndarray) -> np.ndarray:
-    """An order of ``keys`` sorted on their top 44 bits: enough for zone maps, and one
-    vectorised np.sort of uint64 (position in the low 20 bits) instead of an argsort."""
-    if len(keys) >= 1 << 20:
-        return np.argsort(keys)
-    packed = (keys & ~np.uint64((1 << 20) - 1)) | np.arange(len(keys), dtype=np.uint64)
-    return (np.sort(packed) & np.uint64((1 << 20) - 1)).astype(np.int64)
+    """An order of ``keys`` by their top 16 bits, which is all zone maps need: they keep one
+    k range per row group of 122,880 rows, and an entry (at most MAX_ENTRY_ROWS rows) spans
+    at most nine, each of which then covers a narrow slice of k (a hex record id's 16 bits
+    are its first two characters: 256 values). numpy sorts 16-bit keys by radix, stably:
+    a third of the time of the full sort of uint64 this replaced."""
+    return np.argsort((keys >> np.uint64(48)).astype(np.uint16), kind="stable")
 
 
 def lookup_rows(batch: pa.Table, seq: int) -> dict[str, pa.Table]:
-    """One entry's lookup rows, sorted by k, per lookup table (``batch`` has row_no)."""
+    """One entry's lookup rows, ordered by k's top bits, per lookup table (``batch`` has
+    row_no)."""
     out = {}
     for lookup in LOOKUPS:
         rows, keys = entry_keys(batch, lookup)
@@ -150,11 +165,7 @@ def lookup_rows(batch: pa.Table, seq: int) -> dict[str, pa.Table]:
 def write_lookups(con: duckdb.DuckDBPyConnection, lookups: dict[str, pa.Table]) -> None:
     """Insert lookup rows made by ``lookup_rows``."""
     for lookup, rows in lookups.items():
-        con.register("_lookup", rows)
-        try:
-            con.execute(f"INSERT INTO {lookup} SELECT k, entry_seq, row_no FROM _lookup")
-        finally:
-            con.unregister("_lookup")
+        insert_arrow(con, lookup, rows)
 
 
 class DerivedLookups:

@@ -4,6 +4,12 @@ The ledger adds its own bookkeeping columns to each (entry_seq, row_no, recorded
 column may hold raw PII or the bytes of a harmful item: only ids, hashes, counts and codes.
 """
 
+RECORD_ID = "record_id VARCHAR USING COMPRESSION uncompressed"
+"""A record id is a sha256 in hex: random, so the best a string codec can do is halve it, and
+DuckDB's dictionary+FSST took as long to compress the records table's ids as to insert all
+its other columns (bench/ledger.py: appends 1.18 -> 0.70 s per 1M rows, 37 bytes more a
+row); uncompressed ids are also scanned about 5x faster."""
+
 TABLES: dict[str, str] = {
     "runs": "run_id VARCHAR, job VARCHAR, code_version VARCHAR, params_digest VARCHAR",
     "sources": (
@@ -16,11 +22,11 @@ TABLES: dict[str, str] = {
         " records BIGINT, run_id VARCHAR"
     ),
     "records": (
-        "record_id VARCHAR, source_id VARCHAR, source_key VARCHAR, kind VARCHAR,"
+        f"{RECORD_ID}, source_id VARCHAR, source_key VARCHAR, kind VARCHAR,"
         " size_bytes BIGINT, run_id VARCHAR"
     ),
     "drops": (
-        "stage VARCHAR, record_id VARCHAR, source_id VARCHAR, source_key VARCHAR,"
+        f"stage VARCHAR, {RECORD_ID}, source_id VARCHAR, source_key VARCHAR,"
         " reason VARCHAR, evidence VARCHAR, run_id VARCHAR"
     ),
     "dedup_runs": (
@@ -38,7 +44,7 @@ TABLES: dict[str, str] = {
     ),
     # One row per record with any PII: its counts per type as JSON ({"EMAIL_ADDRESS": 2}).
     "pii_record_counts": (
-        "record_id VARCHAR, source_id VARCHAR, source_key VARCHAR, entities BIGINT,"
+        f"{RECORD_ID}, source_id VARCHAR, source_key VARCHAR, entities BIGINT,"
         " counts VARCHAR, dropped BOOLEAN, run_id VARCHAR"
     ),
     # The scrub check's sensitive re-scan of each source's output: its texts, those read (all,
@@ -72,12 +78,12 @@ TABLES: dict[str, str] = {
         " entries BIGINT, entries_by_type VARCHAR, low_information BIGINT, run_id VARCHAR"
     ),
     "screen_matches": (
-        "record_id VARCHAR, hash_type VARCHAR, record_hash VARCHAR, orientation VARCHAR,"
+        f"{RECORD_ID}, hash_type VARCHAR, record_hash VARCHAR, orientation VARCHAR,"
         " distance BIGINT, list_name VARCHAR, list_version VARCHAR, list_sha256 VARCHAR,"
         " entry_hash VARCHAR, entry_label VARCHAR, entry_line BIGINT, run_id VARCHAR"
     ),
     "quarantine": (
-        "record_id VARCHAR, source_id VARCHAR, source_key VARCHAR, kind VARCHAR,"
+        f"{RECORD_ID}, source_id VARCHAR, source_key VARCHAR, kind VARCHAR,"
         " location VARCHAR, sha256 VARCHAR, md5 VARCHAR, sha256_text VARCHAR, phash VARCHAR,"
         " dhash VARCHAR, list_name VARCHAR, list_version VARCHAR, list_sha256 VARCHAR,"
         " hash_type VARCHAR, entry_hash VARCHAR, entry_label VARCHAR, distance BIGINT,"
@@ -86,7 +92,7 @@ TABLES: dict[str, str] = {
     # One row per matched occurrence (record, source, source_key) and list; hashes and the
     # location only. kind: new (caught at the door) or retroactive (a later list, rescreen).
     "incidents": (
-        "incident_id VARCHAR, kind VARCHAR, record_id VARCHAR, source_id VARCHAR,"
+        f"incident_id VARCHAR, kind VARCHAR, {RECORD_ID}, source_id VARCHAR,"
         " source_key VARCHAR, location VARCHAR, sha256 VARCHAR, md5 VARCHAR,"
         " sha256_text VARCHAR, phash VARCHAR, dhash VARCHAR, list_name VARCHAR,"
         " list_version VARCHAR, list_sha256 VARCHAR, hash_type VARCHAR, entry_hash VARCHAR,"
@@ -100,8 +106,7 @@ TABLES: dict[str, str] = {
     ),
     # rescreen: a training run whose training set held a record a later list matched.
     "tainted_runs": (
-        "training_run_id VARCHAR, incident_id VARCHAR, record_id VARCHAR, role VARCHAR,"
-        " run_id VARCHAR"
+        f"training_run_id VARCHAR, incident_id VARCHAR, {RECORD_ID}, role VARCHAR, run_id VARCHAR"
     ),
     # screen.quarantine_dir: a matched source file moved out of its source folder.
     "quarantine_moves": (
@@ -109,8 +114,7 @@ TABLES: dict[str, str] = {
         " sha256 VARCHAR, incident_ids VARCHAR, run_id VARCHAR"
     ),
     "artifact_records": (
-        "artifact_sha256 VARCHAR, stage VARCHAR, source_id VARCHAR, record_id VARCHAR,"
-        " run_id VARCHAR"
+        f"artifact_sha256 VARCHAR, stage VARCHAR, source_id VARCHAR, {RECORD_ID}, run_id VARCHAR"
     ),
     "training_runs": (
         "run_id VARCHAR, code_version VARCHAR, params_digest VARCHAR, path VARCHAR,"
@@ -124,8 +128,7 @@ TABLES: dict[str, str] = {
         " canary_insertions BIGINT, train_seconds DOUBLE"
     ),
     "training_set": (
-        "run_id VARCHAR, training_set_digest VARCHAR, record_id VARCHAR, source_id VARCHAR,"
-        " role VARCHAR"
+        f"run_id VARCHAR, training_set_digest VARCHAR, {RECORD_ID}, source_id VARCHAR, role VARCHAR"
     ),
     "evaluations": (
         "run_id VARCHAR, model_kind VARCHAR, model_sha256 VARCHAR, epsilon DOUBLE,"
