@@ -8,13 +8,13 @@ Two tables, each one row per row of ``records`` and ``drops`` whose key is not n
     lookup_source_key  (k UBIGINT, entry_seq BIGINT, row_no BIGINT)
         k = a 64-bit hash of source_key (``text_hashes``: polynomial, then splitmix64)
 
-Both keys are computed once, vectorised with numpy over Arrow buffers (no per-row Python), by
-the append, by verify and for the `why` queries' parameters. The ledger writes each entry's
-lookup rows in the same transaction as the rows, ordered by k, so DuckDB's zone maps skip every
-row group whose k range cannot hold the key. A k names candidates only: a query still
-compares the real record_id or source_key, so a shared k never returns a wrong row. The
-tables are derived, not chained: verify derives them again from the chained rows and names
-the entry whose lookup rows differ.
+Both keys are computed by compiled loops over Arrow buffers (no per-row Python) when the
+append and verify derive them, and in plain Python for the one value a `why` asks about. The
+ledger writes each entry's lookup rows in the same transaction as the rows, ordered by the top
+16 bits of k, so DuckDB's zone maps skip every row group whose k range cannot hold the key.
+A k names candidates only: a query still compares the real record_id or source_key, so a
+shared k never returns a wrong row. The tables are derived, not chained: verify derives them
+again from the chained rows and names the entry whose lookup rows differ.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ CHUNK_ROWS = 1 << 17
 """Rows hashed at a time: bounds the temporary arrays of the vectorised key hash."""
 _MULTIPLIER = np.uint64(0x100000001B3)
 _MIX = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+_MASK = (1 << 64) - 1
+_MULTIPLIER_INT, _MIX_INT = int(_MULTIPLIER), tuple(int(m) for m in _MIX)
 
 
 def prefix_keys(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -95,16 +97,18 @@ def key_of(lookup: str, value: str) -> int:
     """One value's k in ``lookup`` (what a query passes as a parameter), in plain Python by
     the same definitions: a `why` from the CLI asks one question, and loading the compiled
     loops would cost it about 0.65 s."""
-    data = value.encode("utf-8")
-    if KEYS[lookup][1] is prefix_keys:
-        return _prefix_key(data, b"\0")
-    total, power, mask = 0, 1, (1 << 64) - 1
+    return _ONE_KEY[lookup](value.encode("utf-8"))
+
+
+def _one_polynomial(data: bytes) -> int:
+    """``_polynomials`` of one value, with Python ints kept to 64 bits."""
+    total, power = 0, 1
     for byte in data:
-        total = (total + (byte + 1) * power) & mask
-        power = (power * int(_MULTIPLIER)) & mask
-    mixed = total ^ ((len(data) * int(_MIX[1])) & mask)
-    mixed = ((mixed ^ (mixed >> 30)) * int(_MIX[0])) & mask
-    mixed = ((mixed ^ (mixed >> 27)) * int(_MIX[1])) & mask
+        total = (total + (byte + 1) * power) & _MASK
+        power = (power * _MULTIPLIER_INT) & _MASK
+    mixed = total ^ ((len(data) * _MIX_INT[1]) & _MASK)
+    mixed = ((mixed ^ (mixed >> 30)) * _MIX_INT[0]) & _MASK
+    mixed = ((mixed ^ (mixed >> 27)) * _MIX_INT[1]) & _MASK
     return mixed ^ (mixed >> 31)
 
 
@@ -114,8 +118,12 @@ def prefix_range(prefix: str) -> tuple[int, int]:
     return _prefix_key(head, b"\0"), _prefix_key(head, b"\xff")
 
 
-def _prefix_key(data: bytes, pad: bytes) -> int:
+def _prefix_key(data: bytes, pad: bytes = b"\0") -> int:
     return int.from_bytes(data[:8].ljust(8, pad), "big")
+
+
+_ONE_KEY = {"lookup_record_id": _prefix_key, "lookup_source_key": _one_polynomial}
+"""Lookup table -> k of one value's UTF-8 bytes (``KEYS``' definitions, one value at a time)."""
 
 
 def entry_keys(batch: pa.Table | pa.RecordBatch, lookup: str) -> tuple[np.ndarray, np.ndarray]:
@@ -138,7 +146,7 @@ def entry_keys(batch: pa.Table | pa.RecordBatch, lookup: str) -> tuple[np.ndarra
 def _order_by_key(keys: np.ndarray) -> np.ndarray:
     """An order of ``keys`` by their top 16 bits, which is all zone maps need: they keep one
     k range per row group of 122,880 rows, and an entry (at most MAX_ENTRY_ROWS rows) spans
-    at most nine, each of which then covers a narrow slice of k (a hex record id's 16 bits
+    at most ten, each of which then covers a narrow slice of k (a hex record id's 16 bits
     are its first two characters: 256 values). numpy sorts 16-bit keys by radix, stably:
     a third of the time of the full sort of uint64 this replaced."""
     return np.argsort((keys >> np.uint64(48)).astype(np.uint16), kind="stable")

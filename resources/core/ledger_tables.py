@@ -6,9 +6,11 @@ column may hold raw PII or the bytes of a harmful item: only ids, hashes, counts
 
 RECORD_ID = "record_id VARCHAR USING COMPRESSION uncompressed"
 """A record id is a sha256 in hex: random, so the best a string codec can do is halve it, and
-DuckDB's dictionary+FSST took as long to compress the records table's ids as to insert all
-its other columns (bench/ledger.py: appends 1.18 -> 0.70 s per 1M rows, 37 bytes more a
-row); uncompressed ids are also scanned about 5x faster."""
+DuckDB's dictionary+FSST took as long to compress 1M ids as inserting all the other columns
+of the records table (insert, commit and checkpoint 1.18 -> 0.70 s); the 10M benchmark
+ledger grew from 68 to 103 bytes a record, and appends to it from about 1.0M to 1.1-1.4M
+rows/s (docs/ledger.md)."""
+
 
 TABLES: dict[str, str] = {
     "runs": "run_id VARCHAR, job VARCHAR, code_version VARCHAR, params_digest VARCHAR",

@@ -52,3 +52,15 @@ def test_text_hashes_are_fixed_values_independent_of_batching():
     one_by_one = [key_of("lookup_source_key", values[i]) for i in picked]
     assert one_by_one == whole[picked].tolist()
     assert len(set(whole[:5000].tolist())) == 5000  # distinct keys, distinct k
+
+
+def test_one_key_in_python_equals_the_compiled_loops_on_any_text():
+    rng = np.random.default_rng(3)
+    alphabet = list("abcXYZ019:.-_ \x00éß€中文😀")
+    values = [
+        "".join(rng.choice(alphabet, int(rng.integers(0, 3000 if i % 10 == 0 else 40))))
+        for i in range(300)
+    ]
+    for lookup, derive in (("lookup_record_id", prefix_keys), ("lookup_source_key", text_hashes)):
+        whole, _ = derive(pa.array(values))
+        assert [key_of(lookup, v) for v in values] == whole.tolist(), lookup
