@@ -11,10 +11,9 @@ from pathlib import Path
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
-from resources.core.config import Section
+from resources.core.config import LineageConfig, Section
 from resources.core.corpus import Corpus, Policy, Source, UnknownSourceError
 from resources.core.engine import EngineConfig
-from resources.core.lineage import LineageConfig
 from resources.core.storage import json_sha256
 from resources.dedup.config import DedupConfig
 from resources.ingest.config import IngestConfig

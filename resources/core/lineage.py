@@ -42,7 +42,6 @@ from openlineage.client.facet_v2 import data_quality_metrics_input_dataset as da
 from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.uuid import generate_new_uuid
 
-from resources.core.config import Section
 from resources.core.ledger import Ledger
 
 FILE_NAMESPACE = "file"
@@ -50,15 +49,6 @@ PRODUCER = "urn:assay:lineage"
 """Who produced the events (a URI, as the spec asks): assay's emitter, whatever its host."""
 
 OWNER_TYPE = "MAINTAINER"
-
-
-class LineageConfig(Section):
-    """params.yaml's ``lineage`` section: where OpenLineage events go, or that none are written."""
-
-    enabled: bool = True
-    events: str = "data/lineage/events.jsonl"
-    namespace: str = "assay"
-    """The jobs' namespace: one per deployment of assay."""
 
 
 @dataclass(frozen=True)
