@@ -392,6 +392,9 @@ class LedgerWriter:
         The hashing runs in a thread while DuckDB inserts: both release the GIL, and the
         INSERT alone leaves part of the cores idle."""
         columns = canonical_columns(self._con, table)
+        # one chunk per column, copied once here: the hashing would copy a chunked column
+        # again, and insert_arrow needs one chunk anyway (then it copies nothing)
+        batch = batch.combine_chunks()
         with ThreadPoolExecutor(1, thread_name_prefix="ledger-digest") as hashing:
             derived = hashing.submit(_digest_and_lookups, table, columns, batch, seq)
             insert_arrow(self._con, table, batch)
