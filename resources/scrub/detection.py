@@ -49,7 +49,7 @@ from resources.scrub.config import (
     Operator,
     ScrubConfig,
 )
-from resources.scrub.ner import NER_TRIGGER, NER_WHOLE_TEXT_CHARS, NerRecognizer, preload
+from resources.scrub.ner import NER_TRIGGER, NER_WHOLE_TEXT_CHARS, NerRecognizer
 from resources.scrub.person_names import PersonNameRecognizer
 from resources.scrub.recognizers import (
     TRIGGERS,
@@ -215,9 +215,15 @@ def _snap_right(text: str, pos: int) -> int:
 def windows(text: str, trigger: Trigger) -> list[tuple[int, int]]:
     """Merged [start, end) windows around the trigger's hits, snapped outward to whitespace."""
     out: list[tuple[int, int]] = []
+    n = len(text)
     for m in trigger.regex.finditer(text):
-        start = _snap_left(text, m.start() - trigger.before)
-        end = _snap_right(text, m.end() + trigger.after)
+        start, end = m.start() - trigger.before, m.end() + trigger.after
+        if out and start <= out[-1][1] and end <= out[-1][1]:
+            last = out[-1][1]
+            if last >= n or text[last].isspace():
+                continue  # inside the last window, which ends at whitespace: snapping moves nothing
+        start = _snap_left(text, start)
+        end = _snap_right(text, end)
         if out and start <= out[-1][1]:
             out[-1] = (out[-1][0], max(out[-1][1], end))
         else:
@@ -647,33 +653,57 @@ def _mask(text: str, spans: list[Span]) -> _Masked:
 
 
 _R = TypeVar("_R")
-_worker: "Scrubber | Detector | None" = None
-"""What a worker process built once: the scrubber, or the residual re-scan's detector."""
+_built: dict[str, tuple[tuple, "Scrubber | Detector"]] = {}
+"""What this process built once, by kind (the scrubber, the residual re-scan's detector), with
+what it was built from: a call with the same arguments reuses it."""
 BATCHES_PER_WORKER = 4
 INLINE_BATCH = 256
 """Texts per batch in this process (no pool): the model reads 256 short texts at about 3x the
 speed of one at a time."""
+WARM_UP_TEXT = (
+    "Ana Novak (ana.novak@example.com, +44 20 7946 0958, 192.0.2.7) of 12 Elm Street, Leeds"
+    " paid with 4111 1111 1111 1111 from GB82WEST12345698765432; SSN 219-09-9999, see"
+    " https://example.com/a on 2024-03-05."
+)
+"""One of each common entity: reading it loads what a first text would load lazily (the
+suffix list, phone metadata, regex caches; ~0.3 s), before workers fork from this process."""
 
 
 def _build_scrubber(config: ScrubConfig, salt: bytes) -> None:
-    global _worker
-    _worker = Scrubber(config, salt)
+    _build("scrub", (config, salt), config, lambda: Scrubber(config, salt))
 
 
 def _scrub_batch(texts: list[str]) -> list[ScrubResult]:
-    assert isinstance(_worker, Scrubber)
-    return _worker.scrub_many(texts)
+    scrubber = _built["scrub"][1]
+    assert isinstance(scrubber, Scrubber)
+    return scrubber.scrub_many(texts)
 
 
 def _build_sensitive(config: ScrubConfig) -> None:
-    global _worker
-    _worker = Detector(config.sensitive())
+    _build("sensitive", (config,), config, lambda: Detector(config.sensitive()))
+
+
+def _build(kind: str, args: tuple, config: ScrubConfig, make: Callable[[], "Scrubber | Detector"]):
+    """What make() builds, warmed up, kept as _built[kind]; unless this process built it from
+    args and the same model already (a forked worker inherits its parent's)."""
+    args = (*args, ner_model.model_dir() if config.ner else None)
+    if kind in _built and _built[kind][0] == args:
+        return
+    _built.pop(kind, None)  # a failed build leaves nothing half made
+    worker = make()
+    if isinstance(worker, Scrubber):
+        worker.scrub(WARM_UP_TEXT)
+    else:
+        worker.prefetch([WARM_UP_TEXT])
+        worker.detect(WARM_UP_TEXT)
+    _built[kind] = (args, worker)
 
 
 def _residual_batch(texts: list[str]) -> list[Counter[str]]:
-    assert isinstance(_worker, Detector)
-    _worker.prefetch(texts)  # the model reads the batch at once, not text by text
-    return [Counter(s.entity_type for s in _worker.detect(t)) for t in texts]
+    detector = _built["sensitive"][1]
+    assert isinstance(detector, Detector)
+    detector.prefetch(texts)  # the model reads the batch at once, not text by text
+    return [Counter(s.entity_type for s in detector.detect(t)) for t in texts]
 
 
 def scrub_texts(
@@ -685,6 +715,14 @@ def scrub_texts(
     """
     salt = hash_salt(config)  # resolved here, so every worker keys its hashes the same
     return _map_texts(_scrub_batch, _build_scrubber, (config, salt), texts, config, engine)
+
+
+def prepare(config: ScrubConfig) -> None:
+    """Build and warm up this process's scrubber for config now rather than in the next
+    scrub_texts call, which reuses it (as do the workers it forks)."""
+    if config.ner:
+        ner_model.ensure_model()
+    _build_scrubber(config, hash_salt(config))
 
 
 def residual(
@@ -708,35 +746,33 @@ def _map_texts(
 ) -> list[_R]:
     """batch_fn's per-text results over texts in order, on config.workers local processes or
     on Ray; init(*init_args) builds each worker once."""
-    global _worker
     if not texts:
         return []
     if config.ner:
-        model = str(ner_model.ensure_model())  # built once here, not by each worker at once
-        if engine.kind == "local":
-            # Loaded here, so that forked workers share the loaded model and name lists
-            # instead of each reading them again.
-            preload(model)
+        str(ner_model.ensure_model())  # built once here, not by each worker at once
+    if engine.kind == "local" and (config.workers <= 1 or config.start_method == "fork"):
+        init(*init_args)  # here, once: forked workers start with what it built and loaded
     if engine.kind == "local" and (config.workers <= 1 or len(texts) < 2 * config.batch_size):
         step = INLINE_BATCH
         batches = [list(texts[i : i + step]) for i in range(0, len(texts), step)]
-        try:
-            done = map_batches(batch_fn, batches, engine, init=init, init_args=init_args)
-        finally:
-            _worker = None  # the driver keeps no detector once its texts are done
+        done = map_batches(batch_fn, batches, engine, init=init, init_args=init_args)
         return [r for batch in done for r in batch]
-    # Large documents first would balance better, but order must hold; small batches suffice:
-    # at least BATCHES_PER_WORKER each (150 long texts in batches of 64 kept one worker idle).
+    # At least BATCHES_PER_WORKER batches each (150 long texts in batches of 64 kept one
+    # worker idle).
     workers = parallelism(engine, config.workers)
     size = min(config.batch_size, -(-len(texts) // (workers * BATCHES_PER_WORKER)))
     batches = [list(texts[i : i + size]) for i in range(0, len(texts), size)]
+    # The largest batches go first, so that no worker is left with a large one at the end
+    # while the others idle; the results are put back in the texts' order.
+    order = sorted(range(len(batches)), key=lambda i: -sum(map(len, batches[i])))
     done = map_batches(
         batch_fn,
-        batches,
+        [batches[i] for i in order],
         engine,
         init=init,
         init_args=init_args,
         workers=config.workers,
         start_method=config.start_method,
     )
-    return [r for batch in done for r in batch]
+    by_index = dict(zip(order, done, strict=True))
+    return [r for i in range(len(batches)) for r in by_index[i]]

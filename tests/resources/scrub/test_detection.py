@@ -1,5 +1,6 @@
 import itertools
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -16,13 +17,17 @@ from resources.scrub.detection import (
     Operator,
     Scrubber,
     Span,
+    _snap_left,
+    _snap_right,
     build_recognizers,
     chunks,
+    prepare,
     residual,
     resolve,
     scrub_texts,
+    windows,
 )
-from resources.scrub.recognizers import luhn_ok
+from resources.scrub.recognizers import Trigger, luhn_ok
 from tests.conftest import REPO as ROOT
 
 BTC = "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"
@@ -242,8 +247,42 @@ def test_prefilter_finds_what_the_full_scan_finds():
         assert windowed.detector.detect(doc.text) == full.detector.detect(doc.text)
 
 
+@given(st.text(alphabet="aB1 .", max_size=300), st.integers(0, 12), st.integers(0, 12))
+@settings(max_examples=200)
+def test_windows_are_the_merged_snapped_windows_of_every_hit(text, before, after):
+    trigger = Trigger(re.compile(r"B|1 a"), before, after)
+    expected: list[tuple[int, int]] = []  # the definition, hit by hit
+    for m in trigger.regex.finditer(text):
+        start = _snap_left(text, m.start() - before)
+        end = _snap_right(text, m.end() + after)
+        if expected and start <= expected[-1][1]:
+            expected[-1] = (expected[-1][0], max(expected[-1][1], end))
+        else:
+            expected.append((start, end))
+    assert windows(text, trigger) == expected
+
+
+def test_a_prepared_scrubber_is_reused_and_a_new_config_builds_another(monkeypatch):
+    built = []
+    original = Scrubber.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(args[0])
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Scrubber, "__init__", counting)
+    config = ScrubConfig(workers=1, ner=False, entities=["EMAIL_ADDRESS"])
+    prepare(config)
+    first = scrub_texts(["mail jane.doe@example.org"], config)
+    again = scrub_texts(["mail jane.doe@example.org"], config)
+    assert len(built) == 1 and first[0].text == again[0].text == "mail <EMAIL_ADDRESS>"
+    scrub_texts(["x"], config.model_copy(update={"score_threshold": 0.5}))
+    assert len(built) == 2
+
+
 def test_two_workers_give_the_same_results_in_order():
-    texts = [t for t, _ in SAMPLES.values()] * 2
+    # The last batch is the largest: it runs first, and its results still come last.
+    texts = [t for t, _ in SAMPLES.values()] * 2 + ["word " * 3000 + "mail a@example.org"] * 3
     config = ScrubConfig(workers=2, batch_size=3)
     parallel = scrub_texts(texts, config)
     serial = scrub_texts(texts, config.model_copy(update={"workers": 1}))
