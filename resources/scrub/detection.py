@@ -385,14 +385,16 @@ class Detector:
         # text and recognizer cost more than a short text's scan, so it is done once here
         slot_of: dict[Trigger | None, int] = {}
         self._slots = [slot_of.setdefault(t, len(slot_of)) for _, t in self._plan]
+        self._ner_views: dict[str, _Compacted | None] = {}
 
     def prefetch(self, texts: Sequence[str]) -> None:
         """Let the NER model read the pieces detect() will give it for these texts in batches."""
+        self._ner_views: dict[str, _Compacted | None] = {}  # detect() needs them again
         for rec, trigger in self._plan:
             if isinstance(rec, NerRecognizer):
                 pieces = []
                 for text in texts:
-                    view = _view(text, trigger)
+                    view = self._ner_views[text] = _view(text, trigger)
                     if view is not None:
                         size, overlap = self.config.chunk_size, self.config.chunk_overlap
                         pieces += [p for _, p in chunks(view.text, size, overlap)]
@@ -404,7 +406,7 @@ class Detector:
         views: list[_Compacted | bool | None] = [False] * len(self._plan)  # False: not yet
         for (rec, trigger), slot in zip(self._plan, self._slots, strict=True):
             if views[slot] is False:
-                views[slot] = _view(text, trigger)
+                views[slot] = self._view_of(rec, trigger, text)
             view = views[slot]
             if view is not None:
                 raw.extend(self._run(rec, text, view))
@@ -416,9 +418,17 @@ class Detector:
         """detect() with the NER model alone."""
         raw: list[Span] = []
         for rec, trigger in self._plan:
-            if isinstance(rec, NerRecognizer) and (view := _view(text, trigger)) is not None:
-                raw.extend(self._run(rec, text, view))
+            if isinstance(rec, NerRecognizer):
+                view = self._view_of(rec, trigger, text)
+                raw.extend(self._run(rec, text, view) if view is not None else [])
         return resolve(raw, text)
+
+    def _view_of(
+        self, rec: EntityRecognizer, trigger: Trigger | None, text: str
+    ) -> "_Compacted | None":
+        if isinstance(rec, NerRecognizer) and text in self._ner_views:
+            return self._ner_views[text]  # prefetch() made it
+        return _view(text, trigger)
 
     def analyze_plain(self, text: str) -> list[Span]:
         """Presidio's own AnalyzerEngine over the whole text (chunked), no prefilter."""
@@ -585,9 +595,15 @@ class Scrubber:
         model, only around the placeholders of what it found (SECOND_LOOK_CHARS each side),
         only where NER_TRIGGER still fires outside them, in one batch. Spans are mapped back
         to the input; one touching a placeholder is not kept.
+
+        With the prefilter on, only texts the model read whole (NER_WHOLE_TEXT_CHARS) look
+        again: on long documents the second look re-read half as much again as the first
+        (every capitalized German noun is a trigger) and changed no name found (docs/pii.md).
         """
         looks: dict[int, tuple[_Masked, _Compacted]] = {}
         for i, spans in enumerate(found):
+            if self.config.prefilter and len(texts[i]) > NER_WHOLE_TEXT_CHARS:
+                continue
             if any(s.entity_type in ner_model.LABELS for s in spans):
                 masked = _mask(texts[i], spans)
                 view = _compact(masked.text, masked.windows)

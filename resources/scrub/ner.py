@@ -33,7 +33,8 @@ NER_TRIGGER = Trigger(
         r"\p{Lu}(?<=[^\s.!?]\s+\p{Lu})"  # capitalized inside a sentence (the capital first:
         # a lookbehind tried at every character was a third of the trigger's time)
         r"|\p{Lu}\S*\s+\p{Lu}"  # two capitalized words in a row
-        r"|\d\s+\p{Lu}|\p{L}\s\d"  # house numbers: 1840 Kloof, Lindenallee 12
+        r"|\d\s+\p{Lu}|\d(?<=\p{L}\s\d)"  # house numbers: 1840 Kloof, Lindenallee 12 (the
+        # digit first: a search tried at every letter was three quarters of the trigger's time)
         r"|\p{Lo}"  # an uncased script
     ),
     before=64,
