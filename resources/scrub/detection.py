@@ -389,7 +389,7 @@ class Detector:
 
     def prefetch(self, texts: Sequence[str]) -> None:
         """Let the NER model read the pieces detect() will give it for these texts in batches."""
-        self._ner_views: dict[str, _Compacted | None] = {}  # detect() needs them again
+        self._ner_views = {}  # detect() needs them again
         for rec, trigger in self._plan:
             if isinstance(rec, NerRecognizer):
                 pieces = []
@@ -682,7 +682,7 @@ WARM_UP_TEXT = (
     " https://example.com/a on 2024-03-05."
 )
 """One of each common entity: reading it loads what a first text would load lazily (the
-suffix list, phone metadata, regex caches; ~0.3 s), before workers fork from this process."""
+suffix list, phone metadata, regex caches; 0.3-0.5 s), before workers fork from this process."""
 
 
 def _build_scrubber(config: ScrubConfig, salt: bytes) -> None:
@@ -761,11 +761,12 @@ def _map_texts(
     engine: EngineConfig,
 ) -> list[_R]:
     """batch_fn's per-text results over texts in order, on config.workers local processes or
-    on Ray; init(*init_args) builds each worker once."""
+    on Ray. init(*init_args) builds what batch_fn reads: on the local engine that forks (or
+    runs one worker) once, in this process, whose workers inherit it; else once in each."""
     if not texts:
         return []
     if config.ner:
-        str(ner_model.ensure_model())  # built once here, not by each worker at once
+        ner_model.ensure_model()  # built once here, not by each worker at once
     if engine.kind == "local" and (config.workers <= 1 or config.start_method == "fork"):
         init(*init_args)  # here, once: forked workers start with what it built and loaded
     if engine.kind == "local" and (config.workers <= 1 or len(texts) < 2 * config.batch_size):

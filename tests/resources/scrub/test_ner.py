@@ -4,7 +4,7 @@ from pytest_socket import disable_socket, enable_socket
 from bench.pii import make_held_out_set, score
 from resources.scrub.config import ScrubConfig
 from resources.scrub.detection import Scrubber
-from resources.scrub.ner import tidy, tidy_all
+from resources.scrub.ner import NER_WHOLE_TEXT_CHARS, tidy, tidy_all
 
 
 @pytest.mark.parametrize(
@@ -97,3 +97,17 @@ def test_a_batch_is_scrubbed_as_its_texts_are_one_by_one():
     texts = [d.text for d in make_held_out_set(80, seed=99, source="mimesis")]
     scrubber = Scrubber(ScrubConfig(workers=1))
     assert [r.text for r in scrubber.scrub_many(texts)] == [scrubber.scrub(t).text for t in texts]
+
+
+def test_only_texts_the_model_reads_whole_look_again(monkeypatch):
+    scrubber = Scrubber(ScrubConfig(workers=1))
+    looked: list[str] = []
+    detect_ner = scrubber.detector.detect_ner
+    monkeypatch.setattr(
+        scrubber.detector, "detect_ner", lambda t: looked.append(t) or detect_ner(t)
+    )
+    short = "Ana Novak met the Board on Monday."  # "Board" still triggers once she is masked
+    long = short + " It rained all week and nothing else happened." * 30
+    assert len(short) <= NER_WHOLE_TEXT_CHARS < len(long)
+    scrubber.scrub_many([short, long])
+    assert looked == ["<PERSON> met the Board on Monday."]
