@@ -46,9 +46,11 @@ NUMBER_THEN_STREET = regex.compile(
     r"(?![ ]\d{4}\b)"  # "3 March 2025" is a date
 )
 # Both halves start at a digit, checked by a lookbehind: a search tried at every letter took
-# 14x as long. The hit starts up to 3 characters later than "a letter, [.,] then a digit"
-# would, so the window reaches 3 further back.
-ADDRESS_TRIGGER = Trigger(regex.compile(r"\d(?<=\p{L}\.?,?[ ]\d)|\d[ ]\p{Lu}"), before=99, after=64)
+# 14x as long. The digit is 2-4 characters after the letter of "St., 12", where the hit used
+# to start, so the window reaches 4 further back (it holds the old one).
+ADDRESS_TRIGGER = Trigger(
+    regex.compile(r"\d(?<=\p{L}\.?,?[ ]\d)|\d[ ]\p{Lu}"), before=100, after=64
+)
 
 
 @cache

@@ -389,7 +389,7 @@ class Detector:
 
     def prefetch(self, texts: Sequence[str]) -> None:
         """Let the NER model read the pieces detect() will give it for these texts in batches."""
-        self._ner_views = {}  # detect() needs them again
+        self._ner_views = {}  # kept for detect(); an earlier batch's are dropped
         for rec, trigger in self._plan:
             if isinstance(rec, NerRecognizer):
                 pieces = []
@@ -418,10 +418,19 @@ class Detector:
         """detect() with the NER model alone."""
         raw: list[Span] = []
         for rec, trigger in self._plan:
-            if isinstance(rec, NerRecognizer):
-                view = self._view_of(rec, trigger, text)
-                raw.extend(self._run(rec, text, view) if view is not None else [])
+            if not isinstance(rec, NerRecognizer):
+                continue
+            view = self._view_of(rec, trigger, text)
+            if view is not None:
+                raw.extend(self._run(rec, text, view))
         return resolve(raw, text)
+
+    def forget(self) -> None:
+        """Drop what prefetch() kept of a batch: the process holds no text it is done with."""
+        self._ner_views = {}
+        for rec, _ in self._plan:
+            if isinstance(rec, NerRecognizer):
+                rec.forget()
 
     def _view_of(
         self, rec: EntityRecognizer, trigger: Trigger | None, text: str
@@ -575,10 +584,13 @@ class Scrubber:
 
     def scrub_many(self, texts: Sequence[str]) -> list[ScrubResult]:
         """Detect in all texts (the model reads them in batches), look again, anonymize."""
-        self.detector.prefetch(texts)
-        found = [self.detector.detect(t) for t in texts]
-        if self.config.ner:
-            self._second_look(texts, found)
+        try:
+            self.detector.prefetch(texts)
+            found = [self.detector.detect(t) for t in texts]
+            if self.config.ner:
+                self._second_look(texts, found)
+        finally:
+            self.detector.forget()
         return [self._result(text, spans) for text, spans in zip(texts, found, strict=True)]
 
     def _result(self, text: str, spans: list[Span]) -> ScrubResult:
@@ -685,8 +697,12 @@ WARM_UP_TEXT = (
 suffix list, phone metadata, regex caches; 0.3-0.5 s), before workers fork from this process."""
 
 
+RUN_ONLY_FIELDS = {"workers", "batch_size", "part_records", "start_method"}
+"""ScrubConfig's fields of how texts are run, not of what is found in them."""
+
+
 def _build_scrubber(config: ScrubConfig, salt: bytes) -> None:
-    _build("scrub", (config, salt), config, lambda: Scrubber(config, salt))
+    _build("scrub", (salt,), config, lambda: Scrubber(config, salt))
 
 
 def _scrub_batch(texts: list[str]) -> list[ScrubResult]:
@@ -696,13 +712,17 @@ def _scrub_batch(texts: list[str]) -> list[ScrubResult]:
 
 
 def _build_sensitive(config: ScrubConfig) -> None:
-    _build("sensitive", (config,), config, lambda: Detector(config.sensitive()))
+    _build("sensitive", (), config, lambda: Detector(config.sensitive()))
 
 
-def _build(kind: str, args: tuple, config: ScrubConfig, make: Callable[[], "Scrubber | Detector"]):
+def _build(
+    kind: str, args: tuple, config: ScrubConfig, make: Callable[[], "Scrubber | Detector"]
+) -> None:
     """What make() builds, warmed up, kept as _built[kind]; unless this process built it from
-    args and the same model already (a forked worker inherits its parent's)."""
-    args = (*args, ner_model.model_dir() if config.ner else None)
+    the same args, detection settings of config and model already (a forked worker inherits
+    its parent's)."""
+    settings = config.model_dump(exclude=RUN_ONLY_FIELDS)
+    args = (*args, settings, ner_model.model_dir() if config.ner else None)
     if kind in _built and _built[kind][0] == args:
         return
     _built.pop(kind, None)  # a failed build leaves nothing half made
@@ -718,8 +738,11 @@ def _build(kind: str, args: tuple, config: ScrubConfig, make: Callable[[], "Scru
 def _residual_batch(texts: list[str]) -> list[Counter[str]]:
     detector = _built["sensitive"][1]
     assert isinstance(detector, Detector)
-    detector.prefetch(texts)  # the model reads the batch at once, not text by text
-    return [Counter(s.entity_type for s in detector.detect(t)) for t in texts]
+    try:
+        detector.prefetch(texts)  # the model reads the batch at once, not text by text
+        return [Counter(s.entity_type for s in detector.detect(t)) for t in texts]
+    finally:
+        detector.forget()
 
 
 def scrub_texts(
@@ -761,18 +784,20 @@ def _map_texts(
     engine: EngineConfig,
 ) -> list[_R]:
     """batch_fn's per-text results over texts in order, on config.workers local processes or
-    on Ray. init(*init_args) builds what batch_fn reads: on the local engine that forks (or
-    runs one worker) once, in this process, whose workers inherit it; else once in each."""
+    on Ray. init(*init_args) builds what batch_fn reads: once in this process when it runs the
+    batches itself or forks the workers (they inherit it), else once in each worker."""
     if not texts:
         return []
     if config.ner:
         ner_model.ensure_model()  # built once here, not by each worker at once
-    if engine.kind == "local" and (config.workers <= 1 or config.start_method == "fork"):
+    local = engine.kind == "local"
+    inline = local and (config.workers <= 1 or len(texts) < 2 * config.batch_size)
+    if inline or (local and config.start_method == "fork"):
         init(*init_args)  # here, once: forked workers start with what it built and loaded
-    if engine.kind == "local" and (config.workers <= 1 or len(texts) < 2 * config.batch_size):
+    if inline:
         step = INLINE_BATCH
         batches = [list(texts[i : i + step]) for i in range(0, len(texts), step)]
-        done = map_batches(batch_fn, batches, engine, init=init, init_args=init_args)
+        done = map_batches(batch_fn, batches, engine)  # init ran above, in this process
         return [r for batch in done for r in batch]
     # At least BATCHES_PER_WORKER batches each (150 long texts in batches of 64 kept one
     # worker idle).

@@ -6,10 +6,13 @@ import sys
 from collections import Counter
 
 import pytest
+import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pytest_socket import disable_socket, enable_socket
 
+from resources.scrub import detection
+from resources.scrub.addresses import ADDRESS_TRIGGER
 from resources.scrub.config import ScrubConfig
 from resources.scrub.detection import (
     DEFAULT_ENTITIES,
@@ -27,6 +30,7 @@ from resources.scrub.detection import (
     scrub_texts,
     windows,
 )
+from resources.scrub.ner import NER_TRIGGER
 from resources.scrub.recognizers import Trigger, luhn_ok
 from tests.conftest import REPO as ROOT
 
@@ -271,13 +275,37 @@ def test_a_prepared_scrubber_is_reused_and_a_new_config_builds_another(monkeypat
         original(self, *args, **kwargs)
 
     monkeypatch.setattr(Scrubber, "__init__", counting)
+    monkeypatch.setattr(detection, "_built", {})  # nothing an earlier test built
     config = ScrubConfig(workers=1, ner=False, entities=["EMAIL_ADDRESS"])
     prepare(config)
     first = scrub_texts(["mail jane.doe@example.org"], config)
-    again = scrub_texts(["mail jane.doe@example.org"], config)
+    again = scrub_texts(["mail jane.doe@example.org"], config.model_copy(update={"workers": 2}))
     assert len(built) == 1 and first[0].text == again[0].text == "mail <EMAIL_ADDRESS>"
     scrub_texts(["x"], config.model_copy(update={"score_threshold": 0.5}))
     assert len(built) == 2
+    assert not detection._built["scrub"][1].detector._ner_views  # no text kept once done
+
+
+# The triggers before their searches started at the digit (resources/scrub/ner.py, addresses.py).
+_OLD_TRIGGERS = {
+    "ner": (
+        NER_TRIGGER,
+        r"\p{Lu}(?<=[^\s.!?]\s+\p{Lu})|\p{Lu}\S*\s+\p{Lu}|\d\s+\p{Lu}|\p{L}\s\d|\p{Lo}",
+        64,
+    ),
+    "address": (ADDRESS_TRIGGER, r"\p{L}\.?,?[ ]\d|\d[ ]\p{Lu}", 96),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_OLD_TRIGGERS))
+@given(text=st.text(alphabet="aB1 .,é", max_size=400))
+@settings(max_examples=300)
+def test_a_trigger_searched_from_the_digit_holds_the_old_windows(name, text):
+    new, old_pattern, old_before = _OLD_TRIGGERS[name]
+    old = Trigger(regex.compile(old_pattern), old_before, new.after)
+    assert bool(new.regex.search(text)) == bool(old.regex.search(text))
+    for start, end in windows(text, old):
+        assert any(s <= start and end <= e for s, e in windows(text, new))
 
 
 def test_two_workers_give_the_same_results_in_order():

@@ -109,5 +109,6 @@ def test_only_texts_the_model_reads_whole_look_again(monkeypatch):
     short = "Ana Novak met the Board on Monday."  # "Board" still triggers once she is masked
     long = short + " It rained all week and nothing else happened." * 30
     assert len(short) <= NER_WHOLE_TEXT_CHARS < len(long)
-    scrubber.scrub_many([short, long])
+    results = scrubber.scrub_many([short, long])
+    assert [r.counts.get("PERSON") for r in results] == [1, 1]  # both had a name to look around
     assert looked == ["<PERSON> met the Board on Monday."]
