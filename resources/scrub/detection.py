@@ -702,7 +702,7 @@ RUN_ONLY_FIELDS = {"workers", "batch_size", "part_records", "start_method"}
 
 
 def _build_scrubber(config: ScrubConfig, salt: bytes) -> None:
-    _build("scrub", (salt,), config, lambda: Scrubber(config, salt))
+    _build("scrub", (salt,), config, lambda: Scrubber(config, salt), _scrub_batch)
 
 
 def _scrub_batch(texts: list[str]) -> list[ScrubResult]:
@@ -712,27 +712,30 @@ def _scrub_batch(texts: list[str]) -> list[ScrubResult]:
 
 
 def _build_sensitive(config: ScrubConfig) -> None:
-    _build("sensitive", (), config, lambda: Detector(config.sensitive()))
+    _build("sensitive", (), config, lambda: Detector(config.sensitive()), _residual_batch)
 
 
 def _build(
-    kind: str, args: tuple, config: ScrubConfig, make: Callable[[], "Scrubber | Detector"]
+    kind: str,
+    args: tuple,
+    config: ScrubConfig,
+    make: Callable[[], "Scrubber | Detector"],
+    batch_fn: Callable[[list[str]], list],
 ) -> None:
-    """What make() builds, warmed up, kept as _built[kind]; unless this process built it from
-    the same args, detection settings of config and model already (a forked worker inherits
-    its parent's)."""
+    """What make() builds, kept as _built[kind] and warmed up by batch_fn on WARM_UP_TEXT;
+    unless this process built it from the same args, detection settings of config and model
+    already (a forked worker inherits its parent's). The NER model is built first if missing."""
     settings = config.model_dump(exclude=RUN_ONLY_FIELDS)
-    args = (*args, settings, ner_model.model_dir() if config.ner else None)
+    args = (*args, settings, ner_model.ensure_model() if config.ner else None)
     if kind in _built and _built[kind][0] == args:
         return
-    _built.pop(kind, None)  # a failed build leaves nothing half made
-    worker = make()
-    if isinstance(worker, Scrubber):
-        worker.scrub(WARM_UP_TEXT)
-    else:
-        worker.prefetch([WARM_UP_TEXT])
-        worker.detect(WARM_UP_TEXT)
-    _built[kind] = (args, worker)
+    _built.pop(kind, None)  # a failed build below leaves nothing half made
+    _built[kind] = (args, make())
+    try:
+        batch_fn([WARM_UP_TEXT])
+    except BaseException:
+        del _built[kind]
+        raise
 
 
 def _residual_batch(texts: list[str]) -> list[Counter[str]]:
@@ -759,8 +762,6 @@ def scrub_texts(
 def prepare(config: ScrubConfig) -> None:
     """Build and warm up this process's scrubber for config now rather than in the next
     scrub_texts call, which reuses it (as do the workers it forks)."""
-    if config.ner:
-        ner_model.ensure_model()
     _build_scrubber(config, hash_salt(config))
 
 
@@ -788,12 +789,12 @@ def _map_texts(
     batches itself or forks the workers (they inherit it), else once in each worker."""
     if not texts:
         return []
-    if config.ner:
-        ner_model.ensure_model()  # built once here, not by each worker at once
     local = engine.kind == "local"
     inline = local and (config.workers <= 1 or len(texts) < 2 * config.batch_size)
     if inline or (local and config.start_method == "fork"):
         init(*init_args)  # here, once: forked workers start with what it built and loaded
+    elif config.ner:
+        ner_model.ensure_model()  # built once here, not by each worker at once
     if inline:
         step = INLINE_BATCH
         batches = [list(texts[i : i + step]) for i in range(0, len(texts), step)]
